@@ -1,0 +1,100 @@
+# pg_eventstore — every task starts here. `make test` and `make demo` do all
+# their own set-up on a fresh Debian 12 machine (apt packages when root, the
+# venv, a throwaway cluster).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VERSION := $(shell cat VERSION)
+PG_BINDIR ?= /usr/lib/postgresql/15/bin
+PG_CONFIG ?= $(PG_BINDIR)/pg_config
+export PATH := $(PG_BINDIR):$(PATH)
+
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
+	libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check
+
+# The install script is sql/*.sql in file-name order: the numeric prefixes are the order.
+SQL_SOURCES := $(sort $(wildcard sql/*.sql))
+INSTALL_SCRIPT := build/eventstore.sql
+PACKAGE_SQL := python/src/pg_eventstore/sql
+
+.PHONY: help setup packages venv sql install test lint test-in-cluster extension-for-tests demo demo-clean dist clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+packages: ## install missing apt packages (as root)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "missing apt packages: $$missing (run as root: apt-get install $$missing)"; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: python/pyproject.toml $(INSTALL_SCRIPT)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e 'python[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## the virtualenv with the package and its dev tools
+
+setup: packages venv ## everything make test needs
+
+sql: $(INSTALL_SCRIPT) ## write build/eventstore.sql (and the package's copy)
+
+$(INSTALL_SCRIPT): VERSION $(SQL_SOURCES)
+	mkdir -p build $(PACKAGE_SQL)
+	{ echo "-- pg_eventstore $(VERSION): install script built from sql/ by make sql. Do not edit."; \
+	  for f in $(SQL_SOURCES); do printf '\n-- %s\n' "$$f"; cat "$$f"; done; } \
+	| sed 's/@VERSION@/$(VERSION)/g' > $@
+	cp $@ $(PACKAGE_SQL)/eventstore.sql
+	cp migrations/*.sql $(PACKAGE_SQL)/ 2>/dev/null || true
+	cp VERSION $(PACKAGE_SQL)/VERSION
+
+install: packages $(INSTALL_SCRIPT) ## install as the extension `eventstore` (PGXS)
+	sed 's/@VERSION@/$(VERSION)/' eventstore.control.in > build/eventstore.control
+	cp $(INSTALL_SCRIPT) build/eventstore--$(VERSION).sql
+	cp pgxs.mk build/Makefile
+	$(MAKE) -C build PG_CONFIG=$(PG_CONFIG) VERSION=$(VERSION) install
+
+lint: venv ## sqlfluff, ruff, mypy
+	$(VENV)/bin/sqlfluff lint --processes 2 sql migrations tests/sql
+	$(VENV)/bin/ruff check python scripts tests examples
+	$(VENV)/bin/ruff format --check python scripts tests examples
+	$(VENV)/bin/mypy
+
+test: setup extension-for-tests lint ## lint, pgTAP and pytest against a throwaway cluster
+	$(PY) scripts/pgcluster.py run -- $(MAKE) --no-print-directory test-in-cluster
+
+# The CREATE EXTENSION test needs this version's extension files in PostgreSQL's
+# share directory: installed here when it is writable (root), else they must be.
+extension-for-tests: $(INSTALL_SCRIPT)
+	@if [ -w "$$($(PG_CONFIG) --sharedir)/extension" ]; then \
+		$(MAKE) --no-print-directory install; \
+	elif ! cmp -s $(INSTALL_SCRIPT) "$$($(PG_CONFIG) --sharedir)/extension/eventstore--$(VERSION).sql"; then \
+		echo "the extension files of $(VERSION) are not installed: run 'sudo make install' once"; exit 1; \
+	fi
+
+# Runs inside `pgcluster.py run`, which exports PGHOST/PGPORT/PGUSER.
+test-in-cluster:
+	createdb eventstore_pgtap
+	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -f $(INSTALL_SCRIPT) >/dev/null
+	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION plpgsql_check'
+	pg_prove --failures --dbname eventstore_pgtap tests/sql/*.sql
+	$(VENV)/bin/pytest tests/python
+
+demo: setup ## install into a local cluster (./.pgdata) or $DATABASE_URL and show a round trip
+	$(PY) scripts/demo.py
+
+demo-clean: ## stop and remove the demo cluster
+	$(PY) scripts/pgcluster.py stop --datadir .pgdata
+	rm -rf .pgdata
+
+dist: venv ## build the wheel and sdist into dist/
+	$(PY) -m pip wheel -q --no-deps -w dist ./python
+
+clean:
+	rm -rf build dist $(PACKAGE_SQL)

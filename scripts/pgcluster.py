@@ -1,0 +1,209 @@
+"""Start a throwaway PostgreSQL cluster, run a command against it, stop it.
+
+    python scripts/pgcluster.py run -- CMD [ARGS...]
+
+initdb in a temporary directory, a server on a free port of 127.0.0.1, the
+command run with PGHOST, PGPORT, PGUSER and EVENTSTORE_TEST_DSN pointing at it,
+and the server stopped and the directory removed afterwards, whatever the
+command's outcome. As root the server runs as the `postgres` OS user, since
+PostgreSQL refuses to run as root.
+
+`--datadir DIR --keep` keeps the cluster in DIR between runs (the demo uses
+./.pgdata); `stop --datadir DIR` stops such a kept cluster.
+
+Also imported by the pytest harness (tests/python/conftest.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin"
+RUN_AS_POSTGRES = os.geteuid() == 0
+
+# Throwaway clusters trade durability for speed; benchmarks start their own.
+FAST_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "max_prepared_transactions": "20",
+    "log_min_messages": "warning",
+}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    datadir: Path
+    port: int
+    bindir: Path
+
+    @property
+    def dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(self.port),
+            "PGUSER": "postgres",
+            "PGDATABASE": "postgres",
+            "EVENTSTORE_TEST_DSN": self.dsn,
+        }
+
+
+def bindir() -> Path:
+    return Path(os.environ.get("PG_BINDIR", DEFAULT_BINDIR))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_server_user(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if RUN_AS_POSTGRES else args
+
+
+def _give_to_server_user(path: Path) -> None:
+    if RUN_AS_POSTGRES:
+        user = pwd.getpwnam("postgres")
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def initdb(datadir: Path) -> None:
+    datadir.mkdir(parents=True, exist_ok=True)
+    _give_to_server_user(datadir)
+    subprocess.run(
+        _as_server_user(
+            [
+                str(bindir() / "initdb"),
+                "--pgdata",
+                str(datadir),
+                "--username",
+                "postgres",
+                "--auth",
+                "trust",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+                "--no-sync",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def start(datadir: Path, port: int, settings: dict[str, str] | None = None) -> Cluster:
+    options = {"port": str(port), "listen_addresses": "127.0.0.1", "unix_socket_directories": str(datadir)}
+    options.update(settings if settings is not None else FAST_SETTINGS)
+    opts = " ".join(f"-c {key}={value}" for key, value in options.items())
+    subprocess.run(
+        _as_server_user(
+            [
+                str(bindir() / "pg_ctl"),
+                "--pgdata",
+                str(datadir),
+                "--log",
+                str(datadir / "server.log"),
+                "--options",
+                opts,
+                "--wait",
+                "--silent",
+                "start",
+            ]
+        ),
+        check=True,
+    )
+    return Cluster(datadir, port, bindir())
+
+
+def stop(datadir: Path, mode: str = "fast") -> None:
+    if (datadir / "postmaster.pid").exists():
+        subprocess.run(
+            _as_server_user(
+                [
+                    str(bindir() / "pg_ctl"),
+                    "--pgdata",
+                    str(datadir),
+                    "--mode",
+                    mode,
+                    "--wait",
+                    "--silent",
+                    "stop",
+                ]
+            ),
+            check=False,
+        )
+
+
+@contextlib.contextmanager
+def throwaway_cluster(settings: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """A new cluster in a temporary directory, removed on exit."""
+    parent = Path(tempfile.mkdtemp(prefix="pg_eventstore-"))
+    _give_to_server_user(parent)
+    datadir = parent / "data"
+    try:
+        initdb(datadir)
+        cluster = start(datadir, free_port(), settings)
+        try:
+            yield cluster
+        finally:
+            stop(datadir, mode="immediate")
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def kept_cluster(datadir: Path) -> Cluster:
+    """The cluster kept in datadir, created and started as needed."""
+    datadir = datadir.resolve()
+    if not (datadir / "PG_VERSION").exists():
+        initdb(datadir)
+    port_file = datadir / "eventstore.port"
+    if (datadir / "postmaster.pid").exists() and port_file.exists():
+        return Cluster(datadir, int(port_file.read_text()), bindir())
+    port = free_port()
+    cluster = start(datadir, port, settings={})
+    port_file.write_text(str(port))
+    return cluster
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="action", required=True)
+    run = sub.add_parser("run", help="run a command against a cluster")
+    run.add_argument("--datadir", type=Path, help="keep the cluster in this directory")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    stop_parser = sub.add_parser("stop", help="stop a kept cluster")
+    stop_parser.add_argument("--datadir", type=Path, required=True)
+    args = parser.parse_args()
+
+    if args.action == "stop":
+        stop(args.datadir.resolve())
+        return 0
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("run needs a command after --")
+    if args.datadir is not None:
+        cluster = kept_cluster(args.datadir)
+        return subprocess.run(command, env={**os.environ, **cluster.env()}, check=False).returncode
+    with throwaway_cluster() as cluster:
+        return subprocess.run(command, env={**os.environ, **cluster.env()}, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+-- Appending events: validation, idempotent retries, and append_events().
+
+-- Raises ES002 naming the first bad argument or event; returns nothing when
+-- the call is well formed. Nothing has been written when it raises.
+CREATE FUNCTION eventstore.validate_append(
+    p_aggregate_type text,
+    p_aggregate_id uuid,
+    p_expected_version integer,
+    p_events jsonb
+)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_problem record;
+BEGIN
+    IF p_aggregate_type IS NULL OR btrim(p_aggregate_type) = '' THEN
+        RAISE EXCEPTION 'p_aggregate_type must be a non-empty string'
+            USING ERRCODE = 'ES002', HINT = 'Pass the aggregate''s type, e.g. ''Order''.';
+    END IF;
+    IF length(p_aggregate_type) > 255 THEN
+        RAISE EXCEPTION 'p_aggregate_type is longer than 255 characters'
+            USING ERRCODE = 'ES002';
+    END IF;
+    IF p_aggregate_id IS NULL THEN
+        RAISE EXCEPTION 'p_aggregate_id must not be NULL'
+            USING ERRCODE = 'ES002', HINT = 'Generate a UUID for a new aggregate.';
+    END IF;
+    IF p_expected_version < -1 THEN
+        RAISE EXCEPTION 'p_expected_version must be -1, a version >= 0, or NULL; got %', p_expected_version
+            USING ERRCODE = 'ES002',
+                  HINT = '-1: the aggregate must not exist; N: its current version must be N; NULL: no check.';
+    END IF;
+    IF p_events IS NULL OR jsonb_typeof(p_events) <> 'array' OR jsonb_array_length(p_events) = 0 THEN
+        RAISE EXCEPTION 'p_events must be a non-empty JSON array of events'
+            USING ERRCODE = 'ES002',
+                  HINT = 'Pass [{"event_type": "...", "payload": {...}}, ...].';
+    END IF;
+
+    -- The first malformed element, in array order (0-based, as in JSON).
+    SELECT t.ord - 1 AS position, check_result.problem
+    INTO v_problem
+    FROM jsonb_array_elements(p_events) WITH ORDINALITY AS t (e, ord)
+    CROSS JOIN LATERAL (
+        SELECT CASE
+            WHEN jsonb_typeof(t.e) <> 'object'
+                THEN 'is not a JSON object'
+            WHEN EXISTS (
+                SELECT FROM jsonb_object_keys(t.e) AS k (key)
+                WHERE k.key NOT IN ('event_type', 'payload', 'metadata', 'event_id')
+            )
+                THEN 'has a key other than event_type, payload, metadata and event_id'
+            WHEN jsonb_typeof(t.e -> 'event_type') IS DISTINCT FROM 'string'
+                 OR btrim(t.e ->> 'event_type') = ''
+                THEN 'needs "event_type": a non-empty string'
+            WHEN length(t.e ->> 'event_type') > 255
+                THEN 'has an event_type longer than 255 characters'
+            WHEN jsonb_typeof(t.e -> 'payload') IS DISTINCT FROM 'object'
+                THEN 'needs "payload": a JSON object'
+            WHEN coalesce(jsonb_typeof(t.e -> 'metadata'), 'null') NOT IN ('object', 'null')
+                THEN 'has "metadata" that is not a JSON object'
+            WHEN coalesce(jsonb_typeof(t.e -> 'event_id'), 'null') NOT IN ('string', 'null')
+                 OR (t.e ->> 'event_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                THEN 'has an "event_id" that is not a UUID string'
+            WHEN pg_column_size(t.e) > 1048576
+                THEN 'is larger than 1 MiB'
+        END AS problem
+    ) AS check_result
+    WHERE check_result.problem IS NOT NULL
+    ORDER BY t.ord
+    LIMIT 1;
+
+    IF FOUND THEN
+        RAISE EXCEPTION 'p_events[%] %', v_problem.position, v_problem.problem
+            USING ERRCODE = 'ES002',
+                  HINT = 'Each event is {"event_type": text, "payload": object, "metadata": object?, "event_id": uuid?}; events are at most 1 MiB.';
+    END IF;
+
+    -- Grouped by the uuid: one id written in upper and in lower case is a duplicate too.
+    SELECT min(t.e ->> 'event_id') AS event_id
+    INTO v_problem
+    FROM jsonb_array_elements(p_events) AS t (e)
+    WHERE t.e ->> 'event_id' IS NOT NULL
+    GROUP BY (t.e ->> 'event_id')::uuid
+    HAVING count(*) > 1
+    LIMIT 1;
+
+    IF FOUND THEN
+        RAISE EXCEPTION 'p_events carries event_id % more than once', v_problem.event_id
+            USING ERRCODE = 'ES002', HINT = 'Every event needs its own event_id.';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.validate_append(text, uuid, integer, jsonb) IS
+'Internal: raises ES002 naming the first malformed argument or event of an append_events() call.';
+
+-- When the events of this call are already stored (a client retrying after
+-- an unknown outcome), returns the stored rows in version order; returns no
+-- row when none of them is stored; raises ES005 when some event_id is stored
+-- with other content, or only part of the call is stored.
+-- The caller holds the aggregate's stream lock, so a concurrent retry of the
+-- same call has either committed or not started.
+CREATE FUNCTION eventstore.stored_retry(
+    p_aggregate_type text,
+    p_aggregate_id uuid,
+    p_events jsonb
+)
+RETURNS SETOF eventstore.domain_events
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_requested integer := jsonb_array_length(p_events);
+    v_found integer;
+    v_mismatch uuid;
+BEGIN
+    -- Pair every requested event with the stored event of the same event_id;
+    -- a match must be the same aggregate, type and content, at consecutive
+    -- versions in the order of the request.
+    WITH requested AS (
+        SELECT t.ord, t.e, (t.e ->> 'event_id')::uuid AS event_id
+        FROM jsonb_array_elements(p_events) WITH ORDINALITY AS t (e, ord)
+    ),
+
+    pairs AS (
+        SELECT
+            r.ord,
+            d.event_id,
+            d.aggregate_id = p_aggregate_id
+            AND d.aggregate_type = p_aggregate_type
+            AND d.event_type = r.e ->> 'event_type'
+            AND d.payload = r.e -> 'payload'
+            AND d.metadata = coalesce(nullif(r.e -> 'metadata', 'null'::jsonb), '{}'::jsonb)
+            AND d.event_version - r.ord = min(d.event_version - r.ord) OVER () AS same
+        FROM requested AS r
+        INNER JOIN eventstore.domain_events AS d ON d.event_id = r.event_id
+    )
+
+    SELECT count(*), (array_agg(p.event_id ORDER BY p.ord) FILTER (WHERE NOT p.same))[1]
+    INTO v_found, v_mismatch
+    FROM pairs AS p;
+
+    IF v_found = 0 THEN
+        RETURN;
+    END IF;
+    IF v_mismatch IS NOT NULL THEN
+        RAISE EXCEPTION 'event_id % is already stored with other content', v_mismatch
+            USING ERRCODE = 'ES005',
+                  DETAIL = format('aggregate %s', p_aggregate_id),
+                  HINT = 'An event_id identifies one event; generate a new one for a new event.';
+    END IF;
+    IF v_found < v_requested THEN
+        RAISE EXCEPTION '% of the % events of this call are already stored', v_found, v_requested
+            USING ERRCODE = 'ES005',
+                  DETAIL = format('aggregate %s', p_aggregate_id),
+                  HINT = 'A retry must resend exactly the events of the original call, each with its event_id.';
+    END IF;
+
+    RETURN QUERY
+    SELECT d.*
+    FROM eventstore.domain_events AS d
+    WHERE d.event_id IN (SELECT (t.e ->> 'event_id')::uuid FROM jsonb_array_elements(p_events) AS t (e))
+    ORDER BY d.event_version;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.stored_retry(text, uuid, jsonb) IS
+'Internal: the stored rows of an append that is being retried, none when it is new; ES005 when event_ids are reused.';
+
+-- Purpose: append events to one aggregate atomically, with optimistic
+-- concurrency. The stream row serializes writers of this aggregate only;
+-- the events go in with one set-based INSERT.
+CREATE FUNCTION eventstore.append_events(
+    p_aggregate_type text,
+    p_aggregate_id uuid,
+    p_expected_version integer,
+    p_events jsonb
+)
+RETURNS SETOF eventstore.domain_events
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_count integer;
+    v_stream eventstore.streams%ROWTYPE;
+    v_own_key bigint;
+    v_key bigint;
+    v_occurred_at timestamptz;
+    v_first_version integer;
+    v_stored integer;
+BEGIN
+    PERFORM eventstore.validate_append(p_aggregate_type, p_aggregate_id, p_expected_version, p_events);
+    v_count := jsonb_array_length(p_events);
+    v_own_key := pg_current_xact_id()::text::bigint + eventstore.checked_feed_key_offset();
+
+    SELECT s.* INTO v_stream
+    FROM eventstore.streams AS s
+    WHERE s.aggregate_id = p_aggregate_id
+    FOR UPDATE;
+
+    IF NOT FOUND THEN
+        IF p_expected_version >= 0 THEN
+            RAISE EXCEPTION 'aggregate % does not exist, expected version %', p_aggregate_id, p_expected_version
+                USING ERRCODE = 'ES001',
+                      DETAIL = format('stream %s, expected version %s, actual version -1 (no events)',
+                                      p_aggregate_id, p_expected_version),
+                      HINT = 'Use expected version -1 to create an aggregate.';
+        END IF;
+        -- A new aggregate: its first key is our own.
+        v_key := v_own_key;
+        v_occurred_at := clock_timestamp();
+        INSERT INTO eventstore.streams AS s (aggregate_id, aggregate_type, version, last_feed_key, last_occurred_at)
+        VALUES (p_aggregate_id, p_aggregate_type, v_count - 1, v_key, v_occurred_at)
+        ON CONFLICT (aggregate_id) DO NOTHING;
+        IF FOUND THEN
+            v_first_version := 0;
+        ELSE
+            -- Another transaction created it since our look-up; it has
+            -- committed now, so treat the aggregate as existing.
+            SELECT s.* INTO STRICT v_stream
+            FROM eventstore.streams AS s
+            WHERE s.aggregate_id = p_aggregate_id
+            FOR UPDATE;
+        END IF;
+    END IF;
+
+    IF v_first_version IS NULL THEN
+        IF v_stream.aggregate_type <> p_aggregate_type THEN
+            RAISE EXCEPTION 'aggregate % is of type %, not %', p_aggregate_id, v_stream.aggregate_type, p_aggregate_type
+                USING ERRCODE = 'ES002',
+                      HINT = 'An aggregate keeps the type it was created with.';
+        END IF;
+
+        -- A retry of a call that is already stored returns the stored rows,
+        -- however stale its expected version is by now.
+        IF jsonb_path_exists(p_events, '$[*].event_id ? (@ != null)') THEN
+            RETURN QUERY SELECT * FROM eventstore.stored_retry(p_aggregate_type, p_aggregate_id, p_events);
+            IF FOUND THEN
+                RETURN;
+            END IF;
+        END IF;
+
+        IF p_expected_version IS DISTINCT FROM v_stream.version AND p_expected_version IS NOT NULL THEN
+            RAISE EXCEPTION 'aggregate % is at version %, expected version %',
+                            p_aggregate_id, v_stream.version, p_expected_version
+                USING ERRCODE = 'ES001',
+                      DETAIL = format('stream %s, expected version %s, actual version %s',
+                                      p_aggregate_id, p_expected_version, v_stream.version),
+                      HINT = 'Reload the aggregate, re-run the command, and append again.';
+        END IF;
+
+        v_first_version := v_stream.version + 1;
+        v_key := greatest(v_own_key, v_stream.last_feed_key);
+        v_occurred_at := greatest(clock_timestamp(), v_stream.last_occurred_at);
+        UPDATE eventstore.streams AS s
+        SET version = v_stream.version + v_count,
+            last_feed_key = v_key,
+            last_occurred_at = v_occurred_at
+        WHERE s.aggregate_id = p_aggregate_id;
+    END IF;
+
+    -- ON CONFLICT: an event_id taken meanwhile by another aggregate's append
+    -- must surface as ES005, not as a unique violation.
+    RETURN QUERY
+    INSERT INTO eventstore.domain_events AS d (
+        event_id, aggregate_type, aggregate_id, event_type, event_version,
+        payload, metadata, occurred_at, feed_key
+    )
+    SELECT
+        coalesce((t.e ->> 'event_id')::uuid, gen_random_uuid()),
+        p_aggregate_type,
+        p_aggregate_id,
+        t.e ->> 'event_type',
+        v_first_version + t.ord::integer - 1,
+        t.e -> 'payload',
+        coalesce(nullif(t.e -> 'metadata', 'null'::jsonb), '{}'::jsonb),
+        v_occurred_at,
+        v_key
+    FROM jsonb_array_elements(p_events) WITH ORDINALITY AS t (e, ord)
+    ORDER BY t.ord
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING d.*;
+
+    GET DIAGNOSTICS v_stored = ROW_COUNT;
+    IF v_stored < v_count THEN
+        RAISE EXCEPTION 'an event_id of this call is already stored for another aggregate'
+            USING ERRCODE = 'ES005',
+                  DETAIL = format('aggregate %s: %s of %s events conflicted', p_aggregate_id, v_count - v_stored, v_count),
+                  HINT = 'An event_id identifies one event; generate a new one for a new event.';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.append_events(text, uuid, integer, jsonb) IS
+'Appends events to one aggregate atomically and returns the stored rows in version order.
+p_expected_version: -1 = the aggregate must not exist, N = its current version must be N, NULL = no check.
+p_events: [{"event_type": text, "payload": object, "metadata": object?, "event_id": uuid?}, ...].
+A retry whose event_ids are all stored with the same content returns the stored rows.
+Errors: ES001 version conflict, ES002 invalid argument or event, ES005 event_id reused with other content, ES006 restore not finished.';

@@ -1,0 +1,142 @@
+-- Reading: one aggregate's events, and the global feed.
+
+-- One aggregate's events from a version on, in version order.
+CREATE FUNCTION eventstore.load_events(p_aggregate_id uuid, p_from_version integer DEFAULT 0)
+RETURNS SETOF eventstore.domain_events
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_aggregate_id IS NULL THEN
+        RAISE EXCEPTION 'p_aggregate_id must not be NULL' USING ERRCODE = 'ES002';
+    END IF;
+    IF p_from_version IS NULL OR p_from_version < 0 THEN
+        RAISE EXCEPTION 'p_from_version must be a version >= 0; got %', coalesce(p_from_version::text, 'NULL')
+            USING ERRCODE = 'ES002', HINT = 'Versions start at 0.';
+    END IF;
+    RETURN QUERY
+    SELECT d.*
+    FROM eventstore.domain_events AS d
+    WHERE d.aggregate_id = p_aggregate_id
+      AND d.event_version >= p_from_version
+    ORDER BY d.event_version;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.load_events(uuid, integer) IS
+'The events of one aggregate from p_from_version (default 0) on, in version order; no row for an unknown aggregate. Errors: ES002.';
+
+-- Purpose: the global feed. Rows come in (feed_key, id) order and only below
+-- the fence: the oldest transaction still running (plus the offset). Every
+-- transaction below the fence has ended, so nothing can commit behind a
+-- reader's position later: the feed never skips, and never repeats.
+CREATE FUNCTION eventstore.read_all(
+    p_after eventstore.feed_position DEFAULT NULL,
+    p_max_count integer DEFAULT 1000,
+    p_event_types text[] DEFAULT NULL,
+    p_aggregate_types text[] DEFAULT NULL
+)
+RETURNS TABLE (
+    id bigint,
+    event_id uuid,
+    aggregate_type text,
+    aggregate_id uuid,
+    event_type text,
+    event_version integer,
+    payload jsonb,
+    metadata jsonb,
+    occurred_at timestamptz,
+    feed_key bigint,
+    feed_position eventstore.feed_position
+)
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_offset bigint := eventstore.checked_feed_key_offset();
+    v_fence bigint := pg_snapshot_xmin(pg_current_snapshot())::text::bigint + v_offset;
+    v_after_key bigint := -1;
+    v_after_id bigint := 0;
+BEGIN
+    IF p_max_count IS NULL OR p_max_count < 1 THEN
+        RAISE EXCEPTION 'p_max_count must be a positive integer; got %', coalesce(p_max_count::text, 'NULL')
+            USING ERRCODE = 'ES002';
+    END IF;
+    -- Not "p_after IS NOT NULL": a row is NOT NULL only when every field is,
+    -- so a half-NULL position would be read from the start instead of refused.
+    IF NOT p_after IS NULL THEN
+        IF (p_after).feed_key IS NULL OR (p_after).id IS NULL THEN
+            RAISE EXCEPTION 'p_after must be a full feed position or NULL; got %', p_after
+                USING ERRCODE = 'ES002', HINT = 'Pass the feed_position of the last row you processed.';
+        END IF;
+        v_after_key := (p_after).feed_key;
+        v_after_id := (p_after).id;
+    END IF;
+
+    RETURN QUERY
+    SELECT
+        d.id, d.event_id, d.aggregate_type, d.aggregate_id, d.event_type, d.event_version,
+        d.payload, d.metadata, d.occurred_at, d.feed_key,
+        ROW(d.feed_key, d.id)::eventstore.feed_position
+    FROM eventstore.domain_events AS d
+    WHERE (d.feed_key, d.id) > (v_after_key, v_after_id)
+      AND d.feed_key < v_fence
+      AND (p_event_types IS NULL OR d.event_type = ANY(p_event_types))
+      AND (p_aggregate_types IS NULL OR d.aggregate_type = ANY(p_aggregate_types))
+    ORDER BY d.feed_key, d.id
+    LIMIT p_max_count;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.read_all(eventstore.feed_position, integer, text[], text[]) IS
+'The global feed after p_after (NULL: from the start), at most p_max_count rows, optionally only the given event and aggregate types.
+Gap-free: a row never appears behind a position already returned. Each aggregate comes in version order.
+Pass the last row''s feed_position back as p_after to resume. Errors: ES002, ES006.';
+
+-- The same feed, with the position in its text form '(feed_key,id)', as
+-- clients store it. NULL starts from the beginning.
+CREATE FUNCTION eventstore.read_all(
+    p_after text,
+    p_max_count integer DEFAULT 1000,
+    p_event_types text[] DEFAULT NULL,
+    p_aggregate_types text[] DEFAULT NULL
+)
+RETURNS TABLE (
+    id bigint,
+    event_id uuid,
+    aggregate_type text,
+    aggregate_id uuid,
+    event_type text,
+    event_version integer,
+    payload jsonb,
+    metadata jsonb,
+    occurred_at timestamptz,
+    feed_key bigint,
+    feed_position eventstore.feed_position
+)
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Two unsigned integers, each within bigint: anything else is ES002, not a
+    -- cast error. The second test is NULL when the first fails, whatever the order.
+    IF p_after !~ '^\([0-9]+,[0-9]+\)$'
+       OR (SELECT max(n::numeric) FROM unnest(regexp_match(p_after, '^\(([0-9]+),([0-9]+)\)$')) AS n)
+          > 9223372036854775807 THEN
+        RAISE EXCEPTION 'p_after is not a feed position: %', p_after
+            USING ERRCODE = 'ES002', HINT = 'A feed position reads ''(feed_key,id)'', e.g. ''(1234,56)''.';
+    END IF;
+    RETURN QUERY
+    SELECT * FROM eventstore.read_all(p_after::eventstore.feed_position, p_max_count, p_event_types, p_aggregate_types);
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.read_all(text, integer, text[], text[]) IS
+'read_all() with the position in its text form ''(feed_key,id)''; NULL starts from the beginning. Errors: ES002, ES006.';

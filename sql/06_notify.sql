@@ -1,0 +1,22 @@
+-- Wake-up hints for consumers: one NOTIFY per appending transaction.
+-- The payload is the transaction id, the same for every statement of the
+-- transaction, so PostgreSQL folds repeated notifications into one.
+-- It is only a hint: consumers re-read the feed, which is the truth.
+
+CREATE FUNCTION eventstore.notify_append()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_notify('eventstore_events', pg_current_xact_id()::text);
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.notify_append() IS
+'Trigger function: NOTIFY eventstore_events once per appending transaction (payload: the transaction id).';
+
+CREATE TRIGGER domain_events_notify
+AFTER INSERT ON eventstore.domain_events
+FOR EACH STATEMENT EXECUTE FUNCTION eventstore.notify_append();

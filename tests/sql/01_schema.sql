@@ -1,0 +1,210 @@
+-- The schema: tables, columns, keys, indexes, the feed_position type, the
+-- public functions with their security settings, and the triggers.
+BEGIN;
+SELECT plan(58);
+
+SELECT has_schema('eventstore', 'schema eventstore exists');
+
+-- domain_events keeps the seed's columns and names.
+SELECT has_table('eventstore', 'domain_events', 'table domain_events exists');
+SELECT columns_are(
+    'eventstore', 'domain_events',
+    ARRAY[
+        'id', 'event_id', 'aggregate_type', 'aggregate_id', 'event_type', 'event_version',
+        'payload', 'metadata', 'occurred_at', 'feed_key'
+    ],
+    'domain_events has the seed''s columns plus feed_key'
+);
+SELECT col_type_is('eventstore', 'domain_events', 'id', 'bigint', 'domain_events.id is bigint');
+SELECT col_type_is('eventstore', 'domain_events', 'event_id', 'uuid', 'domain_events.event_id is uuid');
+SELECT col_type_is('eventstore', 'domain_events', 'aggregate_type', 'text', 'domain_events.aggregate_type is text');
+SELECT col_type_is('eventstore', 'domain_events', 'aggregate_id', 'uuid', 'domain_events.aggregate_id is uuid');
+SELECT col_type_is('eventstore', 'domain_events', 'event_type', 'text', 'domain_events.event_type is text');
+SELECT col_type_is(
+    'eventstore', 'domain_events', 'event_version', 'integer', 'domain_events.event_version is integer'
+);
+SELECT col_type_is('eventstore', 'domain_events', 'payload', 'jsonb', 'domain_events.payload is jsonb');
+SELECT col_type_is('eventstore', 'domain_events', 'metadata', 'jsonb', 'domain_events.metadata is jsonb');
+SELECT col_type_is(
+    'eventstore', 'domain_events', 'occurred_at', 'timestamp with time zone',
+    'domain_events.occurred_at is timestamptz'
+);
+SELECT col_type_is('eventstore', 'domain_events', 'feed_key', 'bigint', 'domain_events.feed_key is bigint');
+SELECT is_empty(
+    $$
+        SELECT a.attname
+        FROM pg_catalog.pg_attribute AS a
+        WHERE a.attrelid = 'eventstore.domain_events'::regclass
+          AND a.attnum > 0
+          AND NOT a.attisdropped
+          AND NOT a.attnotnull
+    $$,
+    'every column of domain_events is NOT NULL'
+);
+SELECT col_is_pk('eventstore', 'domain_events', 'id', 'domain_events.id is the primary key');
+SELECT is(
+    (
+        SELECT a.attidentity::text
+        FROM pg_catalog.pg_attribute AS a
+        WHERE a.attrelid = 'eventstore.domain_events'::regclass AND a.attname = 'id'
+    ),
+    'a',
+    'domain_events.id is an identity column (GENERATED ALWAYS)'
+);
+SELECT col_is_unique('eventstore', 'domain_events', ARRAY['event_id'], 'domain_events.event_id is unique');
+SELECT col_is_unique(
+    'eventstore', 'domain_events', ARRAY['aggregate_id', 'event_version'],
+    'domain_events (aggregate_id, event_version) is unique'
+);
+SELECT col_has_default('eventstore', 'domain_events', 'metadata', 'domain_events.metadata has a default');
+SELECT col_has_default('eventstore', 'domain_events', 'occurred_at', 'domain_events.occurred_at has a default');
+SELECT has_index(
+    'eventstore', 'domain_events', 'domain_events_feed_idx', ARRAY['feed_key', 'id'],
+    'the feed is indexed on (feed_key, id)'
+);
+SELECT has_index(
+    'eventstore', 'domain_events', 'domain_events_occurred_at_idx', ARRAY['occurred_at'],
+    'domain_events is indexed on occurred_at'
+);
+SELECT has_check('eventstore', 'domain_events', 'domain_events has CHECK constraints (payload, metadata, version)');
+
+-- The stream table: one row per aggregate, the lock of its writers.
+SELECT has_table('eventstore', 'streams', 'table streams exists');
+SELECT columns_are(
+    'eventstore', 'streams',
+    ARRAY['aggregate_id', 'aggregate_type', 'version', 'last_feed_key', 'last_occurred_at', 'created_at'],
+    'streams has its columns'
+);
+SELECT col_is_pk('eventstore', 'streams', 'aggregate_id', 'streams.aggregate_id is the primary key');
+SELECT col_type_is('eventstore', 'streams', 'version', 'integer', 'streams.version is integer');
+SELECT col_type_is('eventstore', 'streams', 'last_feed_key', 'bigint', 'streams.last_feed_key is bigint');
+
+-- Settings: exactly one row, holding the feed key offset.
+SELECT has_table('eventstore', 'settings', 'table settings exists');
+SELECT col_type_is('eventstore', 'settings', 'feed_key_offset', 'bigint', 'settings.feed_key_offset is bigint');
+SELECT results_eq(
+    'SELECT feed_key_offset FROM eventstore.settings',
+    ARRAY[0::bigint],
+    'settings holds one row, offset 0 on a fresh install'
+);
+SELECT throws_ok(
+    'INSERT INTO eventstore.settings (singleton) VALUES (FALSE)',
+    '23514',
+    NULL,
+    'settings cannot hold a second row'
+);
+
+-- The install records its version.
+SELECT has_table('eventstore', 'schema_migrations', 'table schema_migrations exists');
+SELECT is(
+    (
+        SELECT count(*)
+        FROM eventstore.schema_migrations
+        WHERE version ~ '^[0-9]+\.[0-9]+\.[0-9]+'
+    ),
+    1::bigint,
+    'schema_migrations records the installed version'
+);
+
+-- The position type of the feed.
+SELECT has_composite('eventstore', 'feed_position', 'composite type feed_position exists');
+SELECT col_type_is('eventstore', 'feed_position', 'feed_key', 'bigint', 'feed_position.feed_key is bigint');
+SELECT col_type_is('eventstore', 'feed_position', 'id', 'bigint', 'feed_position.id is bigint');
+SELECT is(
+    ROW(12, 34)::eventstore.feed_position::text,
+    '(12,34)',
+    'a feed_position''s text form is (feed_key,id)'
+);
+
+-- The public functions, with the contract's exact signatures.
+SELECT has_function(
+    'eventstore', 'append_events', ARRAY['text', 'uuid', 'integer', 'jsonb'],
+    'append_events(text, uuid, integer, jsonb) exists'
+);
+SELECT function_returns(
+    'eventstore', 'append_events', ARRAY['text', 'uuid', 'integer', 'jsonb'], 'setof eventstore.domain_events',
+    'append_events returns SETOF domain_events'
+);
+SELECT has_function(
+    'eventstore', 'load_events', ARRAY['uuid', 'integer'], 'load_events(uuid, integer) exists'
+);
+SELECT function_returns(
+    'eventstore', 'load_events', ARRAY['uuid', 'integer'], 'setof eventstore.domain_events',
+    'load_events returns SETOF domain_events'
+);
+SELECT has_function(
+    'eventstore', 'read_all', ARRAY['eventstore.feed_position', 'integer', 'text[]', 'text[]'],
+    'read_all(feed_position, integer, text[], text[]) exists'
+);
+SELECT has_function(
+    'eventstore', 'read_all', ARRAY['text', 'integer', 'text[]', 'text[]'],
+    'read_all(text, integer, text[], text[]) exists'
+);
+SELECT has_function('eventstore', 'after_restore', ARRAY[]::name[], 'after_restore() exists');
+SELECT is(
+    (SELECT pg_catalog.pg_get_function_arguments('eventstore.append_events(text, uuid, integer, jsonb)'::regprocedure)),
+    'p_aggregate_type text, p_aggregate_id uuid, p_expected_version integer, p_events jsonb',
+    'append_events has the contract''s parameter names'
+);
+SELECT is(
+    (SELECT pg_catalog.pg_get_function_arguments('eventstore.load_events(uuid, integer)'::regprocedure)),
+    'p_aggregate_id uuid, p_from_version integer DEFAULT 0',
+    'load_events has the contract''s parameter names and default'
+);
+SELECT is(
+    (SELECT pg_catalog.pg_get_function_result(
+        'eventstore.read_all(eventstore.feed_position, integer, text[], text[])'::regprocedure
+    )),
+    'TABLE(id bigint, event_id uuid, aggregate_type text, aggregate_id uuid, event_type text, '
+    || 'event_version integer, payload jsonb, metadata jsonb, occurred_at timestamp with time zone, '
+    || 'feed_key bigint, feed_position eventstore.feed_position)',
+    'read_all returns every domain_events column plus feed_position'
+);
+SELECT is_definer(
+    'eventstore', 'append_events', ARRAY['text', 'uuid', 'integer', 'jsonb'], 'append_events is SECURITY DEFINER'
+);
+SELECT is_definer('eventstore', 'load_events', ARRAY['uuid', 'integer'], 'load_events is SECURITY DEFINER');
+SELECT is_definer(
+    'eventstore', 'read_all', ARRAY['eventstore.feed_position', 'integer', 'text[]', 'text[]'],
+    'read_all(feed_position, ...) is SECURITY DEFINER'
+);
+SELECT is_definer(
+    'eventstore', 'read_all', ARRAY['text', 'integer', 'text[]', 'text[]'], 'read_all(text, ...) is SECURITY DEFINER'
+);
+SELECT is_definer('eventstore', 'after_restore', ARRAY[]::name[], 'after_restore is SECURITY DEFINER');
+SELECT is_empty(
+    $$
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'eventstore'::regnamespace
+          AND p.prosecdef
+          AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY(p.proconfig), FALSE)
+    $$,
+    'every SECURITY DEFINER function sets search_path = pg_catalog, pg_temp'
+);
+SELECT is_empty(
+    $$
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'eventstore'::regnamespace
+          AND pg_catalog.obj_description(p.oid, 'pg_proc') IS NULL
+    $$,
+    'every function in schema eventstore has a COMMENT'
+);
+
+-- Triggers: immutability and the wake-up NOTIFY.
+SELECT trigger_is(
+    'eventstore', 'domain_events', 'domain_events_refuse_update_delete', 'eventstore', 'refuse_event_change',
+    'UPDATE and DELETE on domain_events fire refuse_event_change()'
+);
+SELECT trigger_is(
+    'eventstore', 'domain_events', 'domain_events_refuse_truncate', 'eventstore', 'refuse_event_change',
+    'TRUNCATE on domain_events fires refuse_event_change()'
+);
+SELECT trigger_is(
+    'eventstore', 'domain_events', 'domain_events_notify', 'eventstore', 'notify_append',
+    'INSERT on domain_events fires notify_append()'
+);
+
+SELECT * FROM finish();
+ROLLBACK;
