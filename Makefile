@@ -45,7 +45,7 @@ setup: packages venv ## everything make test needs
 
 sql: $(INSTALL_SCRIPT) ## write build/eventstore.sql (and the package's copy)
 
-$(INSTALL_SCRIPT): VERSION $(SQL_SOURCES)
+$(INSTALL_SCRIPT): VERSION $(SQL_SOURCES) $(wildcard migrations/*.sql)
 	mkdir -p build $(PACKAGE_SQL)
 	{ echo "-- pg_eventstore $(VERSION): install script built from sql/ by make sql. Do not edit."; \
 	  for f in $(SQL_SOURCES); do printf '\n-- %s\n' "$$f"; cat "$$f"; done; } \
@@ -61,7 +61,7 @@ install: packages $(INSTALL_SCRIPT) ## install as the extension `eventstore` (PG
 	$(MAKE) -C build PG_CONFIG=$(PG_CONFIG) VERSION=$(VERSION) install
 
 lint: venv ## sqlfluff, ruff, mypy
-	$(VENV)/bin/sqlfluff lint --processes 2 sql migrations tests/sql
+	$(VENV)/bin/sqlfluff lint --processes 2 sql migrations tests/sql examples
 	$(VENV)/bin/ruff check python scripts tests examples
 	$(VENV)/bin/ruff format --check python scripts tests examples
 	$(VENV)/bin/mypy
@@ -93,7 +93,7 @@ demo-clean: ## stop and remove the demo cluster
 	$(PY) scripts/pgcluster.py stop --datadir .pgdata
 	rm -rf .pgdata
 
-dist: venv ## build the wheel and sdist into dist/
+dist: venv ## build the wheel into dist/
 	$(PY) -m pip wheel -q --no-deps -w dist ./python
 
 clean:

@@ -25,11 +25,28 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(dsn)
     except psycopg.OperationalError as error:
-        _fail(f"cannot connect: {str(error).strip()}")
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unknown reason"
+        _fail(f"cannot connect: {first_line}")
+
+
+def error_line(error: Exception) -> str:
+    """One line for an error: its SQLSTATE and meaning, and the hint when there is one."""
+    if isinstance(error, EventStoreError):
+        code, message, hint = error.sqlstate, error.message, error.hint
+    elif isinstance(error, psycopg.Error):
+        code, message, hint = error.diag.sqlstate, error.diag.message_primary or str(error), error.diag.message_hint
+    else:
+        code, message, hint = None, str(error), None
+    line = " ".join(str(message).split())
+    if code:
+        line = f"{code}: {line}"
+    if hint:
+        line += f" (hint: {' '.join(hint.split())})"
+    return line
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
 
 
@@ -40,7 +57,7 @@ def install(dsn: DsnOption) -> None:
         try:
             change = schema.install(conn)
         except (EventStoreError, psycopg.Error) as error:
-            _fail(str(error).strip())
+            _fail(error_line(error))
     if change.changed:
         console.print(f"installed eventstore {change.after}")
     else:
@@ -54,7 +71,7 @@ def upgrade(dsn: DsnOption) -> None:
         try:
             change = schema.upgrade(conn)
         except (EventStoreError, psycopg.Error) as error:
-            _fail(str(error).strip())
+            _fail(error_line(error))
     if change.changed:
         console.print(f"upgraded eventstore {change.before} -> {change.after} ({', '.join(change.applied)})")
     else:
