@@ -82,6 +82,7 @@ extension-for-tests: $(INSTALL_SCRIPT)
 test-in-cluster:
 	createdb eventstore_pgtap
 	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -f $(INSTALL_SCRIPT) >/dev/null
+	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -f examples/orders/orders.sql >/dev/null
 	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION plpgsql_check'
 	pg_prove --failures --dbname eventstore_pgtap tests/sql/*.sql
 	$(VENV)/bin/pytest tests/python

@@ -71,6 +71,64 @@ CREATE TABLE eventstore.streams (
 COMMENT ON TABLE eventstore.streams IS
 'One row per aggregate: its type and current version (the version of its last event).';
 
+-- Aggregate types whose state the database folds. The fold is a pure
+-- function (state jsonb, event eventstore.domain_events) RETURNS jsonb;
+-- fold_aggregate names the aggregate function register_aggregate_type()
+-- generates around it, so a load is one set-based statement.
+CREATE TABLE eventstore.aggregate_types (
+    aggregate_type text PRIMARY KEY,
+    fold regprocedure NOT NULL,
+    initial_state jsonb NOT NULL,
+    snapshot_every integer NOT NULL CHECK (snapshot_every >= 0),
+    fold_aggregate text NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE eventstore.aggregate_types IS
+'Registered aggregate types: the fold that computes their state, the initial state, and how often to snapshot (0 = never automatically).';
+
+-- Cached states. A snapshot is served only while fold_identity matches the
+-- registered fold (its definition and initial state), so changing the fold
+-- never serves a state the new fold would not compute.
+CREATE TABLE eventstore.aggregate_snapshots (
+    aggregate_type text NOT NULL,
+    aggregate_id uuid NOT NULL,
+    version integer NOT NULL CHECK (version >= 0),
+    state jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    fold_identity text NOT NULL,
+    PRIMARY KEY (aggregate_type, aggregate_id, version)
+);
+
+COMMENT ON TABLE eventstore.aggregate_snapshots IS
+'Aggregate states at a version, taken by append_events() every snapshot_every versions or by take_snapshot(); valid only for the fold_identity that made them.';
+
+-- Projections (read models) and their checkpoints. inline: the handler runs
+-- in the appending transaction (a trigger); async: run_projection() applies
+-- the feed after the checkpoint; external: a client-side handler (Python)
+-- keeps its checkpoint here. The checkpoint is a feed position, (-1, 0)
+-- before the first event.
+CREATE TABLE eventstore.projections (
+    name text PRIMARY KEY CHECK (btrim(name) <> '' AND length(name) <= 255),
+    handler regprocedure,
+    event_types text[],
+    mode text NOT NULL CHECK (mode IN ('inline', 'async', 'external')),
+    reset regprocedure,
+    state text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'paused', 'failed', 'rebuilding')),
+    checkpoint_feed_key bigint NOT NULL DEFAULT -1,
+    checkpoint_id bigint NOT NULL DEFAULT 0,
+    events_applied bigint NOT NULL DEFAULT 0,
+    last_error text,
+    failed_event_id bigint,
+    failed_feed_key bigint,
+    registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK ((handler IS NULL) = (mode = 'external'))
+);
+
+COMMENT ON TABLE eventstore.projections IS
+'Registered projections: handler, event types, mode (inline, async, external), state and checkpoint (a feed position).';
+
 -- In an extension install the data of these tables belongs in pg_dump's output.
 -- settings and schema_migrations are filled by the install itself; a restored
 -- cluster needs after_restore() anyway, which recomputes the offset.
@@ -80,6 +138,9 @@ BEGIN
         PERFORM pg_catalog.pg_extension_config_dump('eventstore.domain_events', '');
         PERFORM pg_catalog.pg_extension_config_dump('eventstore.domain_events_id_seq', '');
         PERFORM pg_catalog.pg_extension_config_dump('eventstore.streams', '');
+        PERFORM pg_catalog.pg_extension_config_dump('eventstore.aggregate_types', '');
+        PERFORM pg_catalog.pg_extension_config_dump('eventstore.aggregate_snapshots', '');
+        PERFORM pg_catalog.pg_extension_config_dump('eventstore.projections', '');
     END IF;
 END
 $config_dump$;

@@ -293,6 +293,10 @@ BEGIN
                   DETAIL = format('aggregate %s: %s of %s events conflicted', p_aggregate_id, v_count - v_stored, v_count),
                   HINT = 'An event_id identifies one event; generate a new one for a new event.';
     END IF;
+
+    PERFORM eventstore.snapshot_if_due(
+        p_aggregate_type, p_aggregate_id, v_first_version - 1, v_first_version + v_count - 1
+    );
 END;
 $$;
 

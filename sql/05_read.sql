@@ -127,8 +127,9 @@ AS $$
 BEGIN
     -- Two unsigned integers, each within bigint: anything else is ES002, not a
     -- cast error. The second test is NULL when the first fails, whatever the order.
-    IF p_after !~ '^\([0-9]+,[0-9]+\)$'
-       OR (SELECT max(n::numeric) FROM unnest(regexp_match(p_after, '^\(([0-9]+),([0-9]+)\)$')) AS n)
+    -- (-1,0) is the position before the first event, as checkpoints start.
+    IF p_after !~ '^\(-?[0-9]+,-?[0-9]+\)$'
+       OR (SELECT max(abs(n::numeric)) FROM unnest(regexp_match(p_after, '^\((-?[0-9]+),(-?[0-9]+)\)$')) AS n)
           > 9223372036854775807 THEN
         RAISE EXCEPTION 'p_after is not a feed position: %', p_after
             USING ERRCODE = 'ES002', HINT = 'A feed position reads ''(feed_key,id)'', e.g. ''(1234,56)''.';

@@ -86,6 +86,14 @@ def empty_dsn(server_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def orders_dsn(dsn: str) -> str:
+    """`dsn` with the example Order domain (examples/orders/orders.sql) installed."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute((ROOT / "examples" / "orders" / "orders.sql").read_text().encode())
+    return dsn
+
+
+@pytest.fixture
 def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn, autocommit=True) as connection:
         yield connection

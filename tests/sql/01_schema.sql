@@ -1,7 +1,7 @@
 -- The schema: tables, columns, keys, indexes, the feed_position type, the
 -- public functions with their security settings, and the triggers.
 BEGIN;
-SELECT plan(58);
+SELECT plan(67);
 
 SELECT has_schema('eventstore', 'schema eventstore exists');
 
@@ -94,6 +94,23 @@ SELECT throws_ok(
     'settings cannot hold a second row'
 );
 
+-- Aggregate types and their snapshots.
+SELECT has_table('eventstore', 'aggregate_types', 'table aggregate_types exists');
+SELECT col_is_pk(
+    'eventstore', 'aggregate_types', 'aggregate_type', 'aggregate_types.aggregate_type is the primary key'
+);
+SELECT col_type_is('eventstore', 'aggregate_types', 'fold', 'regprocedure', 'aggregate_types.fold is a regprocedure');
+SELECT has_table('eventstore', 'aggregate_snapshots', 'table aggregate_snapshots exists');
+SELECT columns_are(
+    'eventstore', 'aggregate_snapshots',
+    ARRAY['aggregate_type', 'aggregate_id', 'version', 'state', 'created_at', 'fold_identity'],
+    'aggregate_snapshots has the seed''s columns plus fold_identity'
+);
+SELECT col_is_pk(
+    'eventstore', 'aggregate_snapshots', ARRAY['aggregate_type', 'aggregate_id', 'version'],
+    'aggregate_snapshots has one row per aggregate and version'
+);
+
 -- The install records its version.
 SELECT has_table('eventstore', 'schema_migrations', 'table schema_migrations exists');
 SELECT is(
@@ -159,6 +176,59 @@ SELECT is(
     || 'event_version integer, payload jsonb, metadata jsonb, occurred_at timestamp with time zone, '
     || 'feed_key bigint, feed_position eventstore.feed_position)',
     'read_all returns every domain_events column plus feed_position'
+);
+SELECT results_eq(
+    $$
+        SELECT pg_catalog.pg_get_function_arguments(f.signature::regprocedure)
+        FROM (
+            VALUES
+            (1, 'eventstore.register_aggregate_type(text, regprocedure, jsonb, integer)'),
+            (2, 'eventstore.load_aggregate(text, uuid)'),
+            (3, 'eventstore.aggregate_state_at(text, uuid, timestamptz)'),
+            (4, 'eventstore.aggregate_state_at_version(text, uuid, integer)')
+        ) AS f (n, signature)
+        ORDER BY f.n
+    $$,
+    ARRAY[
+        'p_aggregate_type text, p_fold regprocedure, p_initial_state jsonb DEFAULT ''{}''::jsonb, '
+        || 'p_snapshot_every integer DEFAULT 50',
+        'p_aggregate_type text, p_aggregate_id uuid',
+        'p_aggregate_type text, p_aggregate_id uuid, p_as_of timestamp with time zone',
+        'p_aggregate_type text, p_aggregate_id uuid, p_version integer'
+    ],
+    'the aggregate functions have the contract''s parameter names and defaults'
+);
+SELECT is_empty(
+    $$
+        SELECT f.signature
+        FROM (
+            VALUES
+            ('eventstore.load_aggregate(text, uuid)'),
+            ('eventstore.aggregate_state_at(text, uuid, timestamptz)'),
+            ('eventstore.aggregate_state_at_version(text, uuid, integer)')
+        ) AS f (signature)
+        WHERE pg_catalog.pg_get_function_result(f.signature::regprocedure) <> 'TABLE(state jsonb, version integer)'
+    $$,
+    'load_aggregate and the state_at functions return TABLE(state jsonb, version integer)'
+);
+SELECT is_empty(
+    $$
+        SELECT f.signature
+        FROM (
+            VALUES
+            ('eventstore.register_aggregate_type(text, regprocedure, jsonb, integer)'),
+            ('eventstore.load_aggregate(text, uuid)'),
+            ('eventstore.aggregate_state_at(text, uuid, timestamptz)'),
+            ('eventstore.aggregate_state_at_version(text, uuid, integer)'),
+            ('eventstore.aggregate_history(uuid)'),
+            ('eventstore.event_counts(timestamptz, timestamptz, text)'),
+            ('eventstore.take_snapshot(text, uuid)'),
+            ('eventstore.prune_snapshots(text, integer)')
+        ) AS f (signature)
+        INNER JOIN pg_catalog.pg_proc AS p ON p.oid = f.signature::regprocedure
+        WHERE NOT p.prosecdef
+    $$,
+    'the aggregate, snapshot and temporal functions are SECURITY DEFINER'
 );
 SELECT is_definer(
     'eventstore', 'append_events', ARRAY['text', 'uuid', 'integer', 'jsonb'], 'append_events is SECURITY DEFINER'

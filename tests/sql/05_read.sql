@@ -423,9 +423,10 @@ SELECT throws_ok(
     $$SELECT eventstore.read_all('(10, 1)')$$,
     'ES002', NULL, 'read_all(text) refuses a position with spaces'
 );
-SELECT throws_ok(
-    $$SELECT eventstore.read_all('(-10,1)')$$,
-    'ES002', NULL, 'read_all(text) refuses a negative feed key'
+SELECT is(
+    (SELECT count(*) FROM eventstore.read_all('(-1,0)')),
+    (SELECT count(*) FROM eventstore.read_all(NULL::text)),
+    'read_all(text) takes ''(-1,0)'', the position before the first event, as the start'
 );
 SELECT throws_ok(
     $$SELECT eventstore.read_all('(10,1,2)')$$,

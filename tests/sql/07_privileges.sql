@@ -4,7 +4,7 @@
 BEGIN;
 -- after_restore's NOTICE is not what this file is about.
 SET LOCAL client_min_messages = warning;
-SELECT plan(48);
+SELECT plan(76);
 
 SELECT has_role('eventstore_reader', 'role eventstore_reader exists');
 SELECT has_role('eventstore_writer', 'role eventstore_writer exists');
@@ -84,10 +84,55 @@ SELECT function_privs_are(
 );
 SELECT is_empty(
     $$
+        SELECT f.signature
+        FROM (
+            VALUES
+            ('eventstore.load_aggregate(text, uuid)'),
+            ('eventstore.aggregate_state_at(text, uuid, timestamptz)'),
+            ('eventstore.aggregate_state_at_version(text, uuid, integer)'),
+            ('eventstore.aggregate_history(uuid)'),
+            ('eventstore.event_counts(timestamptz, timestamptz, text)')
+        ) AS f (signature)
+        WHERE NOT has_function_privilege('eventstore_reader', f.signature::regprocedure, 'EXECUTE')
+    $$,
+    'eventstore_reader may execute load_aggregate and the temporal functions'
+);
+SELECT is_empty(
+    $$
+        SELECT f.signature, r.rolname
+        FROM (
+            VALUES
+            ('eventstore.register_aggregate_type(text, regprocedure, jsonb, integer)'),
+            ('eventstore.take_snapshot(text, uuid)'),
+            ('eventstore.prune_snapshots(text, integer)')
+        ) AS f (signature)
+        CROSS JOIN (VALUES ('eventstore_reader'), ('eventstore_writer')) AS r (rolname)
+        WHERE has_function_privilege(r.rolname, f.signature::regprocedure, 'EXECUTE')
+    $$,
+    'eventstore_reader and eventstore_writer may not register types, take or prune snapshots'
+);
+SELECT is_empty(
+    $$
+        SELECT f.signature
+        FROM (
+            VALUES
+            ('eventstore.register_aggregate_type(text, regprocedure, jsonb, integer)'),
+            ('eventstore.take_snapshot(text, uuid)'),
+            ('eventstore.prune_snapshots(text, integer)')
+        ) AS f (signature)
+        WHERE NOT has_function_privilege('eventstore_admin', f.signature::regprocedure, 'EXECUTE')
+    $$,
+    'eventstore_admin may register types, take and prune snapshots'
+);
+SELECT is_empty(
+    $$
         SELECT p.oid::regprocedure
         FROM pg_catalog.pg_proc AS p
         WHERE p.pronamespace = 'eventstore'::regnamespace
-          AND p.proname IN ('validate_append', 'stored_retry', 'checked_feed_key_offset')
+          AND p.proname IN (
+              'validate_append', 'stored_retry', 'checked_feed_key_offset', 'fold_identity', 'registered_type',
+              'fold_state', 'typed_stream', 'save_snapshot', 'snapshot_if_due'
+          )
           AND has_function_privilege('eventstore_admin', p.oid, 'EXECUTE')
     $$,
     'internal functions are not executable by the roles'
@@ -101,6 +146,27 @@ SELECT lives_ok(
         )
     $$,
     'setup: an Order written by the owner'
+);
+
+-- A registered type with one aggregate, for the roles to load. The admin
+-- registers folds too, so it needs to see their schema.
+CREATE SCHEMA test_folds;
+CREATE FUNCTION test_folds.tally(p_state jsonb, p_event eventstore.domain_events)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT jsonb_build_object('count', coalesce((p_state ->> 'count')::integer, 0) + 1);
+$$;
+GRANT USAGE ON SCHEMA test_folds TO eventstore_admin;
+SELECT lives_ok(
+    $$
+        SELECT eventstore.register_aggregate_type('Tally', 'test_folds.tally(jsonb, eventstore.domain_events)', '{}', 0);
+        SELECT eventstore.append_events(
+            'Tally', 'a0000000-0000-4000-8000-000000000003', -1, '[{"event_type": "Counted", "payload": {}}]'
+        );
+    $$,
+    'setup: a Tally type registered and an aggregate written by the owner'
 );
 
 -- eventstore_writer
@@ -162,6 +228,34 @@ SELECT throws_ok(
 SELECT throws_ok(
     $$SELECT eventstore.validate_append('Order', 'a0000000-0000-4000-8000-000000000001', NULL, '[]')$$,
     '42501', NULL, 'eventstore_writer cannot call internal functions'
+);
+SELECT results_eq(
+    $$SELECT state, version FROM eventstore.load_aggregate('Tally', 'a0000000-0000-4000-8000-000000000003')$$,
+    $$VALUES ('{"count": 1}'::jsonb, 0)$$,
+    'eventstore_writer can load an aggregate'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.register_aggregate_type('Tally', 'test_folds.tally(jsonb, eventstore.domain_events)')$$,
+    '42501', NULL, 'eventstore_writer cannot register an aggregate type'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.take_snapshot('Tally', 'a0000000-0000-4000-8000-000000000003')$$,
+    '42501', NULL, 'eventstore_writer cannot take a snapshot'
+);
+SELECT throws_ok(
+    'SELECT eventstore.prune_snapshots()',
+    '42501', NULL, 'eventstore_writer cannot prune snapshots'
+);
+SELECT throws_ok(
+    $$
+        INSERT INTO eventstore.aggregate_snapshots (aggregate_type, aggregate_id, version, state, fold_identity)
+        VALUES ('Tally', 'a0000000-0000-4000-8000-000000000003', 0, '{"count": 1000}', 'forged')
+    $$,
+    '42501', NULL, 'eventstore_writer cannot INSERT into aggregate_snapshots'
+);
+SELECT throws_ok(
+    'UPDATE eventstore.aggregate_types SET snapshot_every = 1',
+    '42501', NULL, 'eventstore_writer cannot UPDATE aggregate_types'
 );
 RESET ROLE;
 
@@ -230,6 +324,56 @@ SELECT throws_ok(
     $$,
     '42501', NULL, 'eventstore_reader cannot INSERT into streams'
 );
+SELECT results_eq(
+    $$SELECT state, version FROM eventstore.load_aggregate('Tally', 'a0000000-0000-4000-8000-000000000003')$$,
+    $$VALUES ('{"count": 1}'::jsonb, 0)$$,
+    'eventstore_reader can load an aggregate'
+);
+SELECT results_eq(
+    $$
+        SELECT version
+        FROM eventstore.aggregate_state_at_version('Tally', 'a0000000-0000-4000-8000-000000000003', 0)
+        UNION ALL
+        SELECT version
+        FROM eventstore.aggregate_state_at('Tally', 'a0000000-0000-4000-8000-000000000003', 'infinity')
+        UNION ALL
+        SELECT event_version
+        FROM eventstore.aggregate_history('a0000000-0000-4000-8000-000000000003')
+    $$,
+    ARRAY[0, 0, 0],
+    'eventstore_reader can run aggregate_state_at_version, aggregate_state_at and aggregate_history'
+);
+SELECT lives_ok(
+    'SELECT * FROM eventstore.event_counts(NULL, NULL)',
+    'eventstore_reader can run event_counts'
+);
+SELECT lives_ok(
+    'SELECT * FROM eventstore.aggregate_types CROSS JOIN eventstore.aggregate_snapshots',
+    'eventstore_reader can SELECT aggregate_types and aggregate_snapshots'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.register_aggregate_type('Tally', 'test_folds.tally(jsonb, eventstore.domain_events)')$$,
+    '42501', NULL, 'eventstore_reader cannot register an aggregate type'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.take_snapshot('Tally', 'a0000000-0000-4000-8000-000000000003')$$,
+    '42501', NULL, 'eventstore_reader cannot take a snapshot'
+);
+SELECT throws_ok(
+    'SELECT eventstore.prune_snapshots()',
+    '42501', NULL, 'eventstore_reader cannot prune snapshots'
+);
+SELECT throws_ok(
+    $$
+        INSERT INTO eventstore.aggregate_snapshots (aggregate_type, aggregate_id, version, state, fold_identity)
+        VALUES ('Tally', 'a0000000-0000-4000-8000-000000000003', 0, '{"count": 1000}', 'forged')
+    $$,
+    '42501', NULL, 'eventstore_reader cannot INSERT into aggregate_snapshots'
+);
+SELECT throws_ok(
+    'DELETE FROM eventstore.aggregate_types',
+    '42501', NULL, 'eventstore_reader cannot DELETE from aggregate_types'
+);
 RESET ROLE;
 
 -- eventstore_admin
@@ -271,6 +415,46 @@ SELECT throws_ok(
     'DELETE FROM eventstore.streams',
     '42501', NULL, 'eventstore_admin cannot DELETE from streams'
 );
+SELECT lives_ok(
+    $$
+        SELECT eventstore.register_aggregate_type(
+            'Tally', 'test_folds.tally(jsonb, eventstore.domain_events)', '{"count": 10}', 0
+        )
+    $$,
+    'eventstore_admin can register an aggregate type'
+);
+SELECT is(
+    eventstore.take_snapshot('Tally', 'a0000000-0000-4000-8000-000000000003'),
+    0,
+    'eventstore_admin can take a snapshot'
+);
+SELECT is(
+    eventstore.prune_snapshots('Tally', 0),
+    1::bigint,
+    'eventstore_admin can prune snapshots'
+);
+SELECT throws_ok(
+    $$
+        INSERT INTO eventstore.aggregate_snapshots (aggregate_type, aggregate_id, version, state, fold_identity)
+        VALUES ('Tally', 'a0000000-0000-4000-8000-000000000003', 0, '{"count": 1000}', 'forged')
+    $$,
+    '42501', NULL, 'eventstore_admin cannot INSERT into aggregate_snapshots'
+);
+SELECT throws_ok(
+    'DELETE FROM eventstore.aggregate_snapshots',
+    '42501', NULL, 'eventstore_admin cannot DELETE from aggregate_snapshots'
+);
+SELECT throws_ok(
+    $$
+        INSERT INTO eventstore.aggregate_types (aggregate_type, fold, initial_state, snapshot_every, fold_aggregate)
+        VALUES ('Forged', 'test_folds.tally(jsonb, eventstore.domain_events)', '{}', 0, 'count')
+    $$,
+    '42501', NULL, 'eventstore_admin cannot INSERT into aggregate_types'
+);
+SELECT throws_ok(
+    'UPDATE eventstore.aggregate_types SET snapshot_every = 1',
+    '42501', NULL, 'eventstore_admin cannot UPDATE aggregate_types'
+);
 RESET ROLE;
 
 -- PUBLIC: a role outside the three gets nothing.
@@ -284,7 +468,17 @@ SELECT throws_ok(
     'SELECT count(*) FROM eventstore.domain_events',
     '42501', NULL, 'a role outside the three cannot SELECT domain_events'
 );
+SELECT throws_ok(
+    $$SELECT * FROM eventstore.load_aggregate('Tally', 'a0000000-0000-4000-8000-000000000003')$$,
+    '42501', NULL, 'a role outside the three cannot load an aggregate'
+);
 RESET ROLE;
+
+SELECT results_eq(
+    $$SELECT state FROM eventstore.load_aggregate('Tally', 'a0000000-0000-4000-8000-000000000003')$$,
+    $$VALUES ('{"count": 11}'::jsonb)$$,
+    'no forged snapshot or registration got in: the admin''s registration holds'
+);
 
 SELECT is(
     (

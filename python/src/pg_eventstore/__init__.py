@@ -6,4 +6,45 @@ feed, aggregates, projections); this package is a thin, typed client for it.
 
 from importlib.metadata import version as _version
 
+from pg_eventstore.aggregate import Aggregate, AggregateRepository, AsyncAggregateRepository, DomainError
+from pg_eventstore.async_store import AsyncEventStore
+from pg_eventstore.errors import (
+    ConcurrencyError,
+    EventIdConflictError,
+    EventStoreError,
+    ImmutableEventError,
+    InvalidEventError,
+    RestoreNotFinishedError,
+    UnknownTypeError,
+)
+from pg_eventstore.models import AggregateState, EventCount, FeedPosition, HistoryEntry, NewEvent, RecordedEvent
+from pg_eventstore.projections import ProjectionWorker, PythonProjection
+from pg_eventstore.store import ANY_VERSION, NO_STREAM, EventStore
+
 __version__ = _version("pg_eventstore")
+
+__all__ = [
+    "ANY_VERSION",
+    "NO_STREAM",
+    "Aggregate",
+    "AggregateRepository",
+    "AggregateState",
+    "AsyncAggregateRepository",
+    "AsyncEventStore",
+    "ConcurrencyError",
+    "DomainError",
+    "EventCount",
+    "EventIdConflictError",
+    "EventStore",
+    "EventStoreError",
+    "FeedPosition",
+    "HistoryEntry",
+    "ImmutableEventError",
+    "InvalidEventError",
+    "NewEvent",
+    "ProjectionWorker",
+    "PythonProjection",
+    "RecordedEvent",
+    "RestoreNotFinishedError",
+    "UnknownTypeError",
+]

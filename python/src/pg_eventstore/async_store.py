@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -19,8 +20,19 @@ from psycopg_pool import AsyncConnectionPool
 
 from pg_eventstore import queries
 from pg_eventstore.errors import wrap_errors
-from pg_eventstore.models import FeedPosition, RecordedEvent
-from pg_eventstore.params import EventLike, PositionLike, append_params, load_params, read_all_params
+from pg_eventstore.models import AggregateState, EventCount, FeedPosition, HistoryEntry, RecordedEvent
+from pg_eventstore.params import (
+    EventLike,
+    PositionLike,
+    aggregate_params,
+    append_params,
+    event_counts_params,
+    load_params,
+    prune_params,
+    read_all_params,
+    register_params,
+    state_at_query,
+)
 from pg_eventstore.store import STOP_CHECK
 
 
@@ -38,12 +50,27 @@ class AsyncEventStore:
         else:
             yield self._source
 
-    async def _fetch(self, query: Any, params: dict[str, Any]) -> list[RecordedEvent]:
+    async def _rows(self, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with self._connection() as conn:
             with wrap_errors():
                 async with conn.cursor(row_factory=dict_row) as cur:
                     await cur.execute(query, params)
-                    return [RecordedEvent.from_row(row) for row in await cur.fetchall()]
+                    return await cur.fetchall()
+
+    async def _fetch(self, query: Any, params: dict[str, Any]) -> list[RecordedEvent]:
+        return [RecordedEvent.from_row(row) for row in await self._rows(query, params)]
+
+    async def _scalar(self, query: Any, params: dict[str, Any]) -> Any:
+        async with self._connection() as conn:
+            with wrap_errors():
+                async with conn.cursor() as cur:
+                    await cur.execute(query, params)
+                    row = await cur.fetchone()
+                    return None if row is None else row[0]
+
+    async def _state(self, query: Any, params: dict[str, Any]) -> AggregateState | None:
+        rows = await self._rows(query, params)
+        return AggregateState.from_row(rows[0]) if rows else None
 
     async def append(
         self,
@@ -71,17 +98,67 @@ class AsyncEventStore:
         """The next page of the global feed after `after` (None: from the start)."""
         return await self._fetch(queries.READ_ALL, read_all_params(after, max_count, event_types, aggregate_types))
 
+    async def register_aggregate_type(
+        self,
+        aggregate_type: str,
+        fold: str,
+        initial_state: Mapping[str, Any] | None = None,
+        snapshot_every: int = 50,
+    ) -> None:
+        """Register (or re-register) the SQL fold of an aggregate type; see EventStore.register_aggregate_type."""
+        await self._scalar(
+            queries.REGISTER_AGGREGATE_TYPE, register_params(aggregate_type, fold, initial_state, snapshot_every)
+        )
+
+    async def load_aggregate(self, aggregate_type: str, aggregate_id: uuid.UUID) -> AggregateState | None:
+        """The aggregate's current state as its registered fold computes it; None when it has no events."""
+        return await self._state(queries.LOAD_AGGREGATE, aggregate_params(aggregate_type, aggregate_id))
+
+    async def state_at(
+        self,
+        aggregate_type: str,
+        aggregate_id: uuid.UUID,
+        *,
+        at: datetime | None = None,
+        version: int | None = None,
+    ) -> AggregateState | None:
+        """The aggregate's state as of a moment or right after a version; see EventStore.state_at."""
+        return await self._state(*state_at_query(aggregate_type, aggregate_id, at, version))
+
+    async def aggregate_history(self, aggregate_id: uuid.UUID) -> list[HistoryEntry]:
+        """Every event of an aggregate in version order, each with the state right after it."""
+        rows = await self._rows(queries.AGGREGATE_HISTORY, {"aggregate_id": aggregate_id})
+        return [HistoryEntry.from_row(row) for row in rows]
+
+    async def event_counts(self, from_: datetime | None, to: datetime | None, bucket: str = "day") -> list[EventCount]:
+        """Events per time bucket and event type in [from_, to); see EventStore.event_counts."""
+        rows = await self._rows(queries.EVENT_COUNTS, event_counts_params(from_, to, bucket))
+        return [EventCount.from_row(row) for row in rows]
+
+    async def take_snapshot(self, aggregate_type: str, aggregate_id: uuid.UUID) -> int | None:
+        """Snapshot the aggregate's current state now; returns the version snapshotted."""
+        version: int | None = await self._scalar(queries.TAKE_SNAPSHOT, aggregate_params(aggregate_type, aggregate_id))
+        return version
+
+    async def prune_snapshots(self, aggregate_type: str | None = None, keep: int = 1) -> int:
+        """Delete snapshots no fold will use and all but the latest `keep` per aggregate; returns how many."""
+        deleted: int = await self._scalar(queries.PRUNE_SNAPSHOTS, prune_params(aggregate_type, keep))
+        return deleted
+
     @asynccontextmanager
     async def _listening_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A connection of the subscription's own, in autocommit so notifications arrive between reads."""
         if isinstance(self._source, AsyncConnectionPool):
             async with self._source.connection() as conn:
+                autocommit = conn.autocommit
                 await conn.set_autocommit(True)
                 try:
                     yield conn
                 finally:
+                    # Hand the connection back to the pool as it was lent.
                     if not conn.closed:
                         await conn.execute("UNLISTEN *")
+                        await conn.set_autocommit(autocommit)
         else:
             info = self._source.info
             async with await psycopg.AsyncConnection.connect(info.dsn, password=info.password, autocommit=True) as conn:

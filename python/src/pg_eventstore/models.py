@@ -11,7 +11,7 @@ from typing import Any
 
 JsonObject = dict[str, Any]
 
-_POSITION = re.compile(r"^\((\d+),(\d+)\)$")
+_POSITION = re.compile(r"^\((-?\d+),(-?\d+)\)$")
 
 
 @dataclass(frozen=True, order=True)
@@ -84,3 +84,51 @@ class RecordedEvent:
             occurred_at=row["occurred_at"],
             feed_key=row["feed_key"],
         )
+
+
+@dataclass(frozen=True)
+class AggregateState:
+    """An aggregate's state as its registered SQL fold computed it, and the version it reflects."""
+
+    state: JsonObject
+    version: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AggregateState:
+        return cls(state=row["state"], version=row["version"])
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event of an aggregate's history with the state right after it (None when its type has no fold)."""
+
+    event_version: int
+    event_type: str
+    payload: JsonObject
+    metadata: JsonObject
+    occurred_at: datetime
+    state_after: JsonObject | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> HistoryEntry:
+        return cls(
+            event_version=row["event_version"],
+            event_type=row["event_type"],
+            payload=row["payload"],
+            metadata=row["metadata"],
+            occurred_at=row["occurred_at"],
+            state_after=row["state_after"],
+        )
+
+
+@dataclass(frozen=True)
+class EventCount:
+    """How many events of one type occurred in one time bucket (the bucket's start)."""
+
+    bucket: datetime
+    event_type: str
+    event_count: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EventCount:
+        return cls(bucket=row["bucket"], event_type=row["event_type"], event_count=row["event_count"])

@@ -1,0 +1,1 @@
+"""The seed's Order domain: SQL fold and read model (orders.sql), Python aggregate (order.py), commands."""

@@ -1,0 +1,148 @@
+-- Snapshots: cached aggregate states, taken automatically by append_events()
+-- and by operators, and pruned by operators.
+
+-- Stores the state at p_to_version (NULL: latest) as a snapshot of the
+-- current fold; returns the version stored, NULL when there is nothing to fold.
+CREATE FUNCTION eventstore.save_snapshot(
+    p_type eventstore.aggregate_types,
+    p_aggregate_id uuid,
+    p_to_version integer
+)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_folded record;
+BEGIN
+    SELECT f.state, f.version INTO v_folded
+    FROM eventstore.fold_state(p_type, p_aggregate_id, p_to_version) AS f;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO eventstore.aggregate_snapshots AS s (aggregate_type, aggregate_id, version, state, fold_identity)
+    VALUES (
+        p_type.aggregate_type, p_aggregate_id, v_folded.version, v_folded.state,
+        eventstore.fold_identity(p_type.fold, p_type.initial_state)
+    )
+    ON CONFLICT (aggregate_type, aggregate_id, version) DO UPDATE
+    SET state = excluded.state, fold_identity = excluded.fold_identity, created_at = excluded.created_at
+    WHERE s.fold_identity <> excluded.fold_identity;
+    RETURN v_folded.version;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.save_snapshot(eventstore.aggregate_types, uuid, integer) IS
+'Internal: stores an aggregate''s state at a version as a snapshot of the current fold.';
+
+-- Called by append_events() after an append from p_old_version to
+-- p_new_version: when the append reached or crossed a multiple of the type's
+-- snapshot_every, snapshot the append's last version. A snapshot is a cache:
+-- if the fold fails here, the append goes on with a WARNING (loading the
+-- aggregate will raise the same error).
+CREATE FUNCTION eventstore.snapshot_if_due(
+    p_aggregate_type text,
+    p_aggregate_id uuid,
+    p_old_version integer,
+    p_new_version integer
+)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type eventstore.aggregate_types;
+    v_error text;
+BEGIN
+    SELECT t.* INTO v_type FROM eventstore.aggregate_types AS t WHERE t.aggregate_type = p_aggregate_type;
+    IF NOT FOUND OR v_type.snapshot_every = 0
+       OR p_new_version < v_type.snapshot_every
+       OR (p_new_version / v_type.snapshot_every) * v_type.snapshot_every <= p_old_version THEN
+        RETURN;
+    END IF;
+    BEGIN
+        PERFORM eventstore.save_snapshot(v_type, p_aggregate_id, p_new_version);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+        RAISE WARNING 'no snapshot of % % at version %: %', p_aggregate_type, p_aggregate_id, p_new_version, v_error
+            USING HINT = 'The events are stored; fix the fold and run eventstore.take_snapshot().';
+    END;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.snapshot_if_due(text, uuid, integer, integer) IS
+'Internal: after an append, snapshots its last version when the append reached or crossed a multiple of snapshot_every.';
+
+-- Snapshot an aggregate's current state now.
+CREATE FUNCTION eventstore.take_snapshot(p_aggregate_type text, p_aggregate_id uuid)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type eventstore.aggregate_types := eventstore.registered_type(p_aggregate_type);
+BEGIN
+    IF (eventstore.typed_stream(p_aggregate_type, p_aggregate_id)).aggregate_id IS NULL THEN
+        RAISE EXCEPTION 'aggregate % does not exist', p_aggregate_id
+            USING ERRCODE = 'ES002';
+    END IF;
+    RETURN eventstore.save_snapshot(v_type, p_aggregate_id, NULL);
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.take_snapshot(text, uuid) IS
+'Snapshots the current state of an aggregate with the registered fold; returns the version snapshotted.
+Errors: ES002 (NULL argument, unknown aggregate or one of another type), ES003 (type not registered).';
+
+-- Delete snapshots no fold will use again (made by another fold, or of an
+-- unregistered type), and all but the latest p_keep valid ones per aggregate.
+CREATE FUNCTION eventstore.prune_snapshots(p_aggregate_type text DEFAULT NULL, p_keep integer DEFAULT 1)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_deleted bigint;
+BEGIN
+    IF p_keep IS NULL OR p_keep < 0 THEN
+        RAISE EXCEPTION 'p_keep must be >= 0; got %', coalesce(p_keep::text, 'NULL')
+            USING ERRCODE = 'ES002';
+    END IF;
+    IF p_aggregate_type IS NOT NULL THEN
+        PERFORM eventstore.registered_type(p_aggregate_type);
+    END IF;
+
+    WITH ranked AS (
+        SELECT
+            s.aggregate_type,
+            s.aggregate_id,
+            s.version,
+            s.fold_identity IS NOT DISTINCT FROM eventstore.fold_identity(t.fold, t.initial_state) AS valid,
+            row_number() OVER (
+                PARTITION BY
+                    s.aggregate_type,
+                    s.aggregate_id,
+                    s.fold_identity IS NOT DISTINCT FROM eventstore.fold_identity(t.fold, t.initial_state)
+                ORDER BY s.version DESC
+            ) AS newest_first
+        FROM eventstore.aggregate_snapshots AS s
+        LEFT JOIN eventstore.aggregate_types AS t ON s.aggregate_type = t.aggregate_type
+        WHERE p_aggregate_type IS NULL OR s.aggregate_type = p_aggregate_type
+    )
+
+    DELETE FROM eventstore.aggregate_snapshots AS s
+    USING ranked AS r
+    WHERE s.aggregate_type = r.aggregate_type
+      AND s.aggregate_id = r.aggregate_id
+      AND s.version = r.version
+      AND (NOT r.valid OR r.newest_first > p_keep);
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    RETURN v_deleted;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.prune_snapshots(text, integer) IS
+'Deletes snapshots that no fold will use (another fold, unregistered type) and all but the latest p_keep valid ones per aggregate,
+of one type or (NULL) of all. Returns the number deleted. Errors: ES002, ES003.';

@@ -1,0 +1,296 @@
+"""Projections with real connections: inline, async, failures, rebuild, workers, Python projections."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pg_eventstore.models import RecordedEvent
+from pg_eventstore.projections import ProjectionWorker, PythonProjection, run_python_projection
+
+RESET = """
+CREATE FUNCTION orders.reset_order_projections() RETURNS void LANGUAGE sql AS $$ DELETE FROM orders.order_projections $$
+"""
+
+# n orders: placed, then shipped, then delivered or cancelled, in set-based appends.
+GENERATE_ORDERS = sql.SQL(
+    """
+DO $$
+DECLARE
+    v_id uuid;
+BEGIN
+    FOR i IN 1..{orders} LOOP
+        v_id := gen_random_uuid();
+        PERFORM eventstore.append_events('Order', v_id, -1, jsonb_build_array(
+            jsonb_build_object('event_type', 'OrderPlaced', 'payload', jsonb_build_object(
+                'orderNumber', 'ORD-' || v_id, 'customerId', gen_random_uuid(),
+                'lineItems', jsonb_build_array(jsonb_build_object('sku', 'SKU-' || i, 'quantity', 1 + i % 3,
+                                                                  'unitPrice', 9.5)),
+                'subtotal', 9.5 * (1 + i % 3), 'shippingCost', 4.95, 'total', 9.5 * (1 + i % 3) + 4.95))));
+        PERFORM eventstore.append_events('Order', v_id, 0, jsonb_build_array(
+            jsonb_build_object('event_type', 'OrderShipped', 'payload', jsonb_build_object('carrier', 'DHL'))));
+        PERFORM eventstore.append_events('Order', v_id, 1, jsonb_build_array(
+            jsonb_build_object('event_type', CASE WHEN i % 5 = 0 THEN 'OrderCancelled' ELSE 'OrderDelivered' END,
+                               'payload', '{{}}'::jsonb)));
+    END LOOP;
+END
+$$
+"""
+)
+
+READ_MODEL = "SELECT * FROM orders.order_projections ORDER BY aggregate_id"
+
+
+def generate_orders(conn: psycopg.Connection[Any], orders: int) -> None:
+    conn.execute(GENERATE_ORDERS.format(orders=sql.Literal(orders)))
+
+
+def register(conn: psycopg.Connection[Any], name: str, mode: str, *, reset: bool = True) -> None:
+    conn.execute(
+        "SELECT eventstore.register_projection(%s, 'orders.project_order(eventstore.domain_events)', NULL, %s, %s)",
+        [name, mode, "orders.reset_order_projections()" if reset else None],
+    )
+
+
+def run_until_caught_up(conn: psycopg.Connection[Any], name: str, batch: int = 1000) -> int:
+    total = 0
+    while True:
+        row = conn.execute("SELECT eventstore.run_projection(%s, %s)", [name, batch]).fetchone()
+        applied = int(row[0]) if row else 0
+        total += applied
+        if applied == 0:
+            return total
+
+
+@pytest.fixture
+def orders_conn(orders_dsn: str) -> Any:
+    with psycopg.connect(orders_dsn, autocommit=True) as conn:
+        conn.execute(RESET)
+        yield conn
+
+
+def test_inline_projection_is_current_at_commit_and_atomic_with_the_append(
+    orders_conn: psycopg.Connection[Any], orders_dsn: str
+) -> None:
+    register(orders_conn, "orders", "inline")
+    order_id = uuid.uuid4()
+    with psycopg.connect(orders_dsn) as writer:
+        writer.execute(
+            "SELECT eventstore.append_events('Order', %s, -1, %s)",
+            [
+                order_id,
+                '[{"event_type": "OrderPlaced", "payload": {"orderNumber": "A-1", '
+                '"customerId": "7c7c0e4e-9f6a-4d8e-8a8f-111111111111", "total": 10}}]',
+            ],
+        )
+        assert orders_conn.execute("SELECT count(*) FROM orders.order_projections").fetchone() == (0,)
+        writer.commit()
+    assert orders_conn.execute(
+        "SELECT status FROM orders.order_projections WHERE aggregate_id = %s", [order_id]
+    ).fetchone() == ("placed",)
+
+    # A failing inline handler fails the append: no event, no read-model row.
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        orders_conn.execute(
+            "SELECT eventstore.append_events('Order', gen_random_uuid(), -1, %s)",
+            ['[{"event_type": "OrderPlaced", "payload": {"orderNumber": "A-2", "customerId": "not-a-uuid"}}]'],
+        )
+    assert orders_conn.execute("SELECT count(*) FROM eventstore.domain_events").fetchone() == (1,)
+    assert orders_conn.execute("SELECT count(*) FROM orders.order_projections").fetchone() == (1,)
+
+
+def test_async_projection_after_catch_up_equals_the_inline_result(orders_conn: psycopg.Connection[Any]) -> None:
+    register(orders_conn, "orders_inline", "inline")
+    generate_orders(orders_conn, 3334)  # 10,002 events
+    assert orders_conn.execute("SELECT count(*) FROM eventstore.domain_events").fetchone() == (10002,)
+    inline_rows = orders_conn.execute(READ_MODEL).fetchall()
+
+    orders_conn.execute("SELECT eventstore.unregister_projection('orders_inline')")
+    orders_conn.execute("DELETE FROM orders.order_projections")
+    register(orders_conn, "orders_async", "async")
+    assert run_until_caught_up(orders_conn, "orders_async") == 10002
+    assert orders_conn.execute(READ_MODEL).fetchall() == inline_rows
+    status = orders_conn.execute(
+        "SELECT state, lag, events_applied FROM eventstore.projection_status WHERE name = 'orders_async'"
+    ).fetchone()
+    assert status == ("running", 0, 10002)
+
+
+def test_order_projection_matches_load_aggregate_for_every_order(orders_conn: psycopg.Connection[Any]) -> None:
+    register(orders_conn, "orders", "inline")
+    generate_orders(orders_conn, 300)
+    mismatches = orders_conn.execute(
+        """
+        SELECT o.aggregate_id
+        FROM orders.order_projections AS o
+        CROSS JOIN LATERAL eventstore.load_aggregate('Order', o.aggregate_id) AS a
+        WHERE o.status <> a.state ->> 'status'
+           OR o.version <> a.version
+           OR o.order_number <> a.state ->> 'orderNumber'
+           OR o.total <> (a.state ->> 'total')::numeric
+        """
+    ).fetchall()
+    assert orders_conn.execute("SELECT count(*) FROM orders.order_projections").fetchone() == (300,)
+    assert mismatches == []
+
+
+def test_two_runners_started_together_never_double_apply(orders_dsn: str, orders_conn: psycopg.Connection[Any]) -> None:
+    orders_conn.execute("CREATE TABLE public.applied (event_id uuid PRIMARY KEY)")
+    orders_conn.execute(
+        "CREATE FUNCTION public.record_event(p_event eventstore.domain_events) RETURNS void LANGUAGE sql "
+        "AS $$ INSERT INTO public.applied VALUES (p_event.event_id) $$"
+    )
+    orders_conn.execute(
+        "SELECT eventstore.register_projection('counter', 'public.record_event(eventstore.domain_events)',"
+        " NULL, 'async')"
+    )
+    generate_orders(orders_conn, 1000)
+    barrier = threading.Barrier(2)
+
+    def runner() -> int:
+        applied = 0
+        with psycopg.connect(orders_dsn, autocommit=True) as conn:
+            barrier.wait()
+            for _ in range(200):
+                applied += conn.execute("SELECT eventstore.run_projection('counter', 50)").fetchone()[0]  # type: ignore[index]
+        return applied
+
+    with ThreadPoolExecutor(2) as executor:
+        results = list(executor.map(lambda _: runner(), range(2)))
+    total = run_until_caught_up(orders_conn, "counter") + sum(results)
+    assert total == 3000
+    assert orders_conn.execute("SELECT count(*) FROM public.applied").fetchone() == (3000,)
+    assert min(results) > 0, "both runners should have got batches"
+
+
+def test_failure_stops_at_the_event_and_retry_resumes_after_a_fix(orders_conn: psycopg.Connection[Any]) -> None:
+    orders_conn.execute("CREATE TABLE public.broken (event_type text)")
+    orders_conn.execute("CREATE TABLE public.seen (id bigint PRIMARY KEY)")
+    orders_conn.execute(
+        """
+        CREATE FUNCTION public.fragile(p_event eventstore.domain_events) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT FROM public.broken AS b WHERE b.event_type = p_event.event_type) THEN
+                RAISE EXCEPTION 'cannot handle %', p_event.event_type USING ERRCODE = '22023';
+            END IF;
+            INSERT INTO public.seen VALUES (p_event.id);
+        END $$
+        """
+    )
+    orders_conn.execute(
+        "SELECT eventstore.register_projection('fragile', 'public.fragile(eventstore.domain_events)', NULL, 'async')"
+    )
+    orders_conn.execute("INSERT INTO public.broken VALUES ('OrderShipped')")
+    generate_orders(orders_conn, 3)
+    events = orders_conn.execute("SELECT id, event_type FROM eventstore.read_all() ORDER BY feed_position").fetchall()
+    first_shipped = next(i for i, (_, event_type) in enumerate(events) if event_type == "OrderShipped")
+
+    assert run_until_caught_up(orders_conn, "fragile") == first_shipped
+    state, last_error, failed_event_id = orders_conn.execute(
+        "SELECT state, last_error, failed_event_id FROM eventstore.projection_status WHERE name = 'fragile'"
+    ).fetchone()  # type: ignore[misc]
+    assert (state, failed_event_id) == ("failed", events[first_shipped][0])
+    assert last_error.startswith("22023")
+    assert [row[0] for row in orders_conn.execute("SELECT id FROM public.seen ORDER BY id")] == sorted(
+        event_id for event_id, _ in events[:first_shipped]
+    )
+    assert run_until_caught_up(orders_conn, "fragile") == 0, "a failed projection does not run"
+
+    orders_conn.execute("DELETE FROM public.broken")
+    orders_conn.execute("SELECT eventstore.retry_projection('fragile')")
+    assert run_until_caught_up(orders_conn, "fragile") == len(events) - first_shipped
+    assert orders_conn.execute("SELECT count(*) FROM public.seen").fetchone() == (len(events),)
+
+
+def test_rebuild_yields_the_same_read_model_as_live_processing(orders_conn: psycopg.Connection[Any]) -> None:
+    register(orders_conn, "orders", "inline")
+    generate_orders(orders_conn, 500)
+    live = orders_conn.execute(READ_MODEL).fetchall()
+    orders_conn.execute("UPDATE orders.order_projections SET status = 'corrupted'")
+    notices: list[str] = []
+    orders_conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+    replayed = orders_conn.execute("SELECT eventstore.rebuild_projection('orders')").fetchone()
+    assert replayed == (1500,)
+    assert orders_conn.execute(READ_MODEL).fetchall() == live
+    assert any(n.startswith("rebuild orders: 1500 of 1500") for n in notices)
+
+
+def test_worker_killed_mid_batch_resumes_without_loss_or_double_apply(
+    orders_dsn: str, orders_conn: psycopg.Connection[Any]
+) -> None:
+    orders_conn.execute("CREATE TABLE public.applied (event_id uuid PRIMARY KEY)")
+    orders_conn.execute(
+        "CREATE FUNCTION public.slow_record(p_event eventstore.domain_events) RETURNS void LANGUAGE sql "
+        "AS $$ SELECT pg_sleep(0.002); INSERT INTO public.applied VALUES (p_event.event_id) $$"
+    )
+    orders_conn.execute(
+        "SELECT eventstore.register_projection('slow', 'public.slow_record(eventstore.domain_events)', NULL, 'async')"
+    )
+    generate_orders(orders_conn, 400)  # 1,200 events, about 2.4 s of handler time
+    worker = ProjectionWorker(orders_dsn, ["slow"], batch_size=200, poll_interval=0.2, reconnect_delay=0.1)
+    thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False})
+    thread.start()
+    killed = 0
+    deadline = time.monotonic() + 5
+    while killed < 2 and time.monotonic() < deadline:
+        time.sleep(0.3)
+        killed += orders_conn.execute(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE '%%run_projection%%' AND state = 'active' AND pid <> pg_backend_pid()) AS k"
+        ).fetchone()[0]  # type: ignore[index]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if orders_conn.execute("SELECT lag FROM eventstore.projection_status WHERE name = 'slow'").fetchone() == (0,):
+            break
+        time.sleep(0.1)
+    worker.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert killed >= 1, "no batch was killed, so the test proved nothing"
+    assert orders_conn.execute("SELECT count(*) FROM public.applied").fetchone() == (1200,)
+    assert orders_conn.execute(
+        "SELECT events_applied FROM eventstore.projection_status WHERE name = 'slow'"
+    ).fetchone() == (1200,)
+
+
+def test_python_projection_applies_database_effects_exactly_once_and_records_failures(
+    orders_dsn: str, orders_conn: psycopg.Connection[Any]
+) -> None:
+    orders_conn.execute("CREATE TABLE public.shipments (aggregate_id uuid PRIMARY KEY, carrier text)")
+    seen: list[RecordedEvent] = []
+    fail_on: set[uuid.UUID] = set()
+
+    def on_shipped(conn: psycopg.Connection[Any], event: RecordedEvent) -> None:
+        if event.aggregate_id in fail_on:
+            raise RuntimeError("downstream refused")
+        seen.append(event)
+        conn.execute("INSERT INTO public.shipments VALUES (%s, %s)", [event.aggregate_id, event.payload["carrier"]])
+
+    projection = PythonProjection("shipments", on_shipped, event_types=["OrderShipped"])
+    generate_orders(orders_conn, 30)
+    with psycopg.connect(orders_dsn, autocommit=True) as conn:
+        conn.execute("SELECT eventstore.register_external_projection('shipments', ARRAY['OrderShipped'])")
+        shipped = conn.execute(
+            "SELECT aggregate_id FROM eventstore.read_all(NULL, 1000, ARRAY['OrderShipped']) ORDER BY feed_position"
+        ).fetchall()
+        fail_on.add(shipped[12][0])
+        assert run_python_projection(conn, projection, max_events=10) == 10
+        assert run_python_projection(conn, projection, max_events=10) == 2
+        status = conn.execute(
+            "SELECT state, last_error, events_applied FROM eventstore.projection_status WHERE name = 'shipments'"
+        ).fetchone()
+        assert status == ("failed", "RuntimeError: downstream refused", 12)
+        assert run_python_projection(conn, projection, max_events=10) == 0
+        fail_on.clear()
+        conn.execute("SELECT eventstore.retry_projection('shipments')")
+        while run_python_projection(conn, projection, max_events=10):
+            pass
+    assert orders_conn.execute("SELECT count(*) FROM public.shipments").fetchone() == (30,)
+    assert len({e.event_id for e in seen}) == 30
