@@ -21,7 +21,7 @@ SQL_SOURCES := $(sort $(wildcard sql/*.sql))
 INSTALL_SCRIPT := build/eventstore.sql
 PACKAGE_SQL := python/src/pg_eventstore/sql
 
-.PHONY: help setup packages venv sql install test lint test-in-cluster extension-for-tests demo demo-clean dist clean
+.PHONY: help setup packages venv sql install test lint test-in-cluster extension-for-tests soak demo demo-clean dist clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -87,8 +87,20 @@ test-in-cluster:
 	pg_prove --failures --dbname eventstore_pgtap tests/sql/*.sql
 	$(VENV)/bin/pytest tests/python
 
-demo: setup ## install into a local cluster (./.pgdata) or $DATABASE_URL and show a round trip
-	$(PY) scripts/demo.py
+soak: setup extension-for-tests ## the reliability tests, longer: 2-minute feed, 20 s crash load, 5,000 fuzz examples
+	FEED_TEST_SECONDS=120 CRASH_LOAD_SECONDS=20 FUZZ_EXAMPLES=5000 $(PY) scripts/pgcluster.py run -- \
+		$(VENV)/bin/pytest tests/python/test_feed.py tests/python/test_crash.py tests/python/test_hostile_input.py
+
+# Options for the demo, e.g. make demo DEMO_ARGS='--orders 500' (see pg-eventstore demo --help).
+DEMO_ARGS ?=
+
+demo: setup ## the Order scenario and its report, in a local cluster kept in ./.pgdata (or $DATABASE_URL)
+	@if [ -n "$${DATABASE_URL:-}" ]; then \
+		$(VENV)/bin/pg-eventstore demo $(DEMO_ARGS); \
+	else \
+		$(PY) scripts/pgcluster.py run --datadir .pgdata --database eventstore_demo -- \
+			$(VENV)/bin/pg-eventstore demo $(DEMO_ARGS); \
+	fi
 
 demo-clean: ## stop and remove the demo cluster
 	$(PY) scripts/pgcluster.py stop --datadir .pgdata

@@ -781,16 +781,17 @@ FOR EACH STATEMENT EXECUTE FUNCTION eventstore.notify_append();
 -- Aggregates: registering a fold, and loading an aggregate's state from its
 -- latest valid snapshot plus the events after it.
 
--- What makes a fold's results comparable: the function itself (its oid and
--- definition) and the initial state. Snapshots carry it; a changed fold or
--- initial state makes every older snapshot invisible.
+-- What makes a fold's results comparable: the function itself (its name,
+-- signature and definition) and the initial state. Snapshots carry it; a
+-- changed fold or initial state makes every older snapshot invisible. Not the
+-- oid: a dump restored elsewhere keeps its snapshots valid.
 CREATE FUNCTION eventstore.fold_identity(p_fold regprocedure, p_initial_state jsonb)
 RETURNS text
 LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT md5(concat_ws('|', p.oid, p.prosrc, p.probin, p.provolatile, p_initial_state::text))
+    SELECT md5(concat_ws('|', p.oid::regprocedure::text, p.prosrc, p.probin, p.provolatile, p_initial_state::text))
     FROM pg_catalog.pg_proc AS p
     WHERE p.oid = p_fold;
 $$;
@@ -850,6 +851,33 @@ $$;
 COMMENT ON FUNCTION eventstore.hand_to_owner_of(regprocedure, regprocedure, text) IS
 'Internal: makes a generated wrapper run with the rights of the owner of the user function it calls.';
 
+-- The first statement of every generated wrapper. Its owner may ALTER it (to
+-- SECURITY INVOKER, say, so that it would run with the rights of its caller,
+-- the event store owner) but cannot replace its body, which needs CREATE on
+-- schema eventstore: so the body refuses to run as anyone but that owner.
+-- Fully qualified, types and operators included: the owner may also change
+-- the wrapper's search_path.
+CREATE FUNCTION eventstore.owner_guard(p_target regprocedure)
+RETURNS text
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format(
+        $guard$
+    IF CURRENT_USER OPERATOR(pg_catalog.<>) %1$L::pg_catalog.name THEN
+        RAISE EXCEPTION 'the generated function calling %% must run as %%, not as %%', %2$L, %1$L, CURRENT_USER
+            USING ERRCODE = '42501', HINT = 'It was altered after registration; register it again.';
+    END IF;$guard$,
+        pg_catalog.pg_get_userbyid(p.proowner), p.oid::regprocedure::text
+    )
+    FROM pg_catalog.pg_proc AS p
+    WHERE p.oid = p_target;
+$$;
+
+COMMENT ON FUNCTION eventstore.owner_guard(regprocedure) IS
+'Internal: PL/pgSQL that refuses to run unless the current user is the owner of p_target, for generated wrappers.';
+
 -- Purpose: register (or re-register) the fold of an aggregate type. Wraps the
 -- fold in a generated step function and aggregate, so loads fold in one
 -- statement: the step starts from the given state and refuses a NULL result.
@@ -900,17 +928,23 @@ BEGIN
                   HINT = 'A fold takes the state and one event and returns the new state; it must be pure.';
     END IF;
 
+    -- The body goes in as a literal (%L), never spliced into dollar quotes:
+    -- the names of a fold and its schema may contain anything, $quotes$ too.
     EXECUTE format(
         $ddl$
-        CREATE OR REPLACE FUNCTION eventstore.%1$I(p_state jsonb, p_start jsonb, p_event eventstore.domain_events)
+        CREATE OR REPLACE FUNCTION eventstore.%I(p_state jsonb, p_start jsonb, p_event eventstore.domain_events)
         RETURNS jsonb
         LANGUAGE plpgsql
         SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
-        AS $step$
+        AS %L
+        $ddl$,
+        v_step,
+        format(
+            $step$
         DECLARE
-            v_state jsonb;
-        BEGIN
+            v_state pg_catalog.jsonb;
+        BEGIN%1$s
             v_state := %2$I.%3$I(coalesce(p_state, p_start), p_event);
             IF v_state IS NULL THEN
                 RAISE EXCEPTION 'fold %%.%% returned NULL for event %% of aggregate %%',
@@ -919,9 +953,9 @@ BEGIN
             END IF;
             RETURN v_state;
         END;
-        $step$
-        $ddl$,
-        v_step, v_fold.nspname, v_fold.proname, v_fold.nspname, v_fold.proname
+        $step$,
+            eventstore.owner_guard(p_fold), v_fold.nspname, v_fold.proname, v_fold.nspname, v_fold.proname
+        )
     );
     EXECUTE format(
         'CREATE OR REPLACE AGGREGATE eventstore.%I(jsonb, eventstore.domain_events) (SFUNC = eventstore.%I, STYPE = jsonb)',
@@ -1534,7 +1568,7 @@ COMMENT ON FUNCTION eventstore.validate_event_types(text[]) IS
 -- Purpose: register or replace a projection. The handler is
 -- (event eventstore.domain_events) RETURNS void; the optional reset function
 -- () RETURNS void empties the read model for rebuild_projection().
--- Re-registering keeps the checkpoint and state.
+-- Re-registering (same mode) keeps the checkpoint and state.
 CREATE FUNCTION eventstore.register_projection(
     p_name text,
     p_handler regprocedure,
@@ -1582,10 +1616,13 @@ BEGIN
     END IF;
 
     EXECUTE format(
-        'CREATE OR REPLACE FUNCTION eventstore.%I(p_event eventstore.domain_events) RETURNS void LANGUAGE sql SECURITY DEFINER
-         SET search_path = pg_catalog, pg_temp AS %L',
+        'CREATE OR REPLACE FUNCTION eventstore.%I(p_event eventstore.domain_events) RETURNS void LANGUAGE plpgsql
+         SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
         eventstore.projection_wrapper(p_name, 'handler'),
-        format('SELECT %s(p_event)', eventstore.qualified_name(p_handler))
+        format(
+            E'BEGIN%s\n    PERFORM %s(p_event);\nEND;',
+            eventstore.owner_guard(p_handler), eventstore.qualified_name(p_handler)
+        )
     );
     PERFORM eventstore.hand_to_owner_of(
         format('eventstore.%I(eventstore.domain_events)', eventstore.projection_wrapper(p_name, 'handler'))::regprocedure,
@@ -1595,10 +1632,10 @@ BEGIN
     EXECUTE format('DROP FUNCTION IF EXISTS eventstore.%I()', eventstore.projection_wrapper(p_name, 'reset'));
     IF p_reset IS NOT NULL THEN
         EXECUTE format(
-            'CREATE FUNCTION eventstore.%I() RETURNS void LANGUAGE sql SECURITY DEFINER
+            'CREATE FUNCTION eventstore.%I() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
              SET search_path = pg_catalog, pg_temp AS %L',
             eventstore.projection_wrapper(p_name, 'reset'),
-            format('SELECT %s()', eventstore.qualified_name(p_reset))
+            format(E'BEGIN%s\n    PERFORM %s();\nEND;', eventstore.owner_guard(p_reset), eventstore.qualified_name(p_reset))
         );
         PERFORM eventstore.hand_to_owner_of(
             format('eventstore.%I()', eventstore.projection_wrapper(p_name, 'reset'))::regprocedure,
@@ -1612,9 +1649,17 @@ BEGIN
     ON CONFLICT (name) DO UPDATE
     SET handler = excluded.handler,
         event_types = excluded.event_types,
-        mode = excluded.mode,
         reset = excluded.reset,
-        updated_at = pg_catalog.now();
+        updated_at = pg_catalog.now()
+    WHERE p.mode = excluded.mode;
+    -- A new mode would need a new checkpoint (inline to async replays
+    -- everything, async to inline skips what it had not applied): refused.
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'projection % is registered as %; its mode cannot change to %',
+                        p_name, (SELECT p.mode FROM eventstore.projections AS p WHERE p.name = p_name), p_mode
+            USING ERRCODE = 'ES002',
+                  HINT = 'Unregister it and register it again; then rebuild it (or let an async one replay the log).';
+    END IF;
     PERFORM eventstore.refresh_inline_projections();
 END;
 $$;
@@ -1688,7 +1733,12 @@ BEGIN
                   HINT = 'Register it as async to control when it runs, or unregister it.';
     END IF;
     UPDATE eventstore.projections AS p
-    SET state = p_to, updated_at = pg_catalog.now()
+    SET state = p_to,
+        -- Running again means trying the failed event (if any) again: its error is history.
+        last_error = CASE WHEN p_to = 'running' THEN NULL ELSE p.last_error END,
+        failed_event_id = CASE WHEN p_to = 'running' THEN NULL ELSE p.failed_event_id END,
+        failed_feed_key = CASE WHEN p_to = 'running' THEN NULL ELSE p.failed_feed_key END,
+        updated_at = pg_catalog.now()
     WHERE p.name = p_name AND p.state = ANY(p_from);
     IF NOT FOUND THEN
         RAISE NOTICE 'projection % is %; nothing to do', p_name, v_projection.state;
@@ -2012,7 +2062,7 @@ BEGIN
     UPDATE eventstore.projections AS p
     SET checkpoint_feed_key = v_projection.checkpoint_feed_key,
         checkpoint_id = v_projection.checkpoint_id,
-        state = 'running',
+        state = CASE WHEN p.state = 'paused' THEN 'paused' ELSE 'running' END,
         events_applied = v_done,
         last_error = NULL,
         failed_event_id = NULL,
@@ -2177,7 +2227,10 @@ GRANT EXECUTE ON FUNCTION eventstore.aggregate_state_at_version(text, uuid, inte
 GRANT EXECUTE ON FUNCTION eventstore.aggregate_history(uuid) TO eventstore_reader;
 GRANT EXECUTE ON FUNCTION eventstore.event_counts(timestamptz, timestamptz, text) TO eventstore_reader;
 
+-- The view projection_status calls these, and a view's functions are checked
+-- against the role that queries the view, not against the view's owner.
 GRANT EXECUTE ON FUNCTION eventstore.rebuild_progress() TO eventstore_reader;
+GRANT EXECUTE ON FUNCTION eventstore.projection_lag(eventstore.projections) TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION eventstore.append_events(text, uuid, integer, jsonb) TO eventstore_writer;
 -- Projection workers run as writers: they apply batches and move checkpoints.

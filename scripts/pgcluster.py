@@ -8,8 +8,10 @@ and the server stopped and the directory removed afterwards, whatever the
 command's outcome. As root the server runs as the `postgres` OS user, since
 PostgreSQL refuses to run as root.
 
-`--datadir DIR --keep` keeps the cluster in DIR between runs (the demo uses
-./.pgdata); `stop --datadir DIR` stops such a kept cluster.
+`--datadir DIR` keeps the cluster in DIR between runs, started on first use
+and reused afterwards (the demo uses ./.pgdata); `stop --datadir DIR` stops
+it. `--database NAME` creates that database when it is missing and points
+PGDATABASE and DATABASE_URL at it.
 
 Also imported by the pytest harness (tests/python/conftest.py).
 """
@@ -182,11 +184,38 @@ def kept_cluster(datadir: Path) -> Cluster:
     return cluster
 
 
+def ensure_database(cluster: Cluster, name: str) -> None:
+    """Create the database unless it exists."""
+    env = {**os.environ, **cluster.env()}
+    # Through stdin: psql interpolates :'name' (a quoted literal) there, not in -c.
+    exists = subprocess.run(
+        [str(cluster.bindir / "psql"), "-X", "-tA", "-v", f"name={name}"],
+        input="SELECT 1 FROM pg_database WHERE datname = :'name';",
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if exists != "1":
+        subprocess.run([str(cluster.bindir / "createdb"), name], env=env, check=True)
+
+
+def command_env(cluster: Cluster, database: str | None) -> dict[str, str]:
+    """The command's environment: the cluster's, and with a database, PGDATABASE and DATABASE_URL for it."""
+    env = {**os.environ, **cluster.env()}
+    if database is not None:
+        ensure_database(cluster, database)
+        env["PGDATABASE"] = database
+        env["DATABASE_URL"] = f"host=127.0.0.1 port={cluster.port} user=postgres dbname={database}"
+    return env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True)
     run = sub.add_parser("run", help="run a command against a cluster")
     run.add_argument("--datadir", type=Path, help="keep the cluster in this directory")
+    run.add_argument("--database", help="create this database if missing; export PGDATABASE and DATABASE_URL for it")
     run.add_argument("command", nargs=argparse.REMAINDER)
     stop_parser = sub.add_parser("stop", help="stop a kept cluster")
     stop_parser.add_argument("--datadir", type=Path, required=True)
@@ -200,9 +229,9 @@ def main() -> int:
         parser.error("run needs a command after --")
     if args.datadir is not None:
         cluster = kept_cluster(args.datadir)
-        return subprocess.run(command, env={**os.environ, **cluster.env()}, check=False).returncode
+        return subprocess.run(command, env=command_env(cluster, args.database), check=False).returncode
     with throwaway_cluster() as cluster:
-        return subprocess.run(command, env={**os.environ, **cluster.env()}, check=False).returncode
+        return subprocess.run(command, env=command_env(cluster, args.database), check=False).returncode
 
 
 if __name__ == "__main__":

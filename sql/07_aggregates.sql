@@ -1,16 +1,17 @@
 -- Aggregates: registering a fold, and loading an aggregate's state from its
 -- latest valid snapshot plus the events after it.
 
--- What makes a fold's results comparable: the function itself (its oid and
--- definition) and the initial state. Snapshots carry it; a changed fold or
--- initial state makes every older snapshot invisible.
+-- What makes a fold's results comparable: the function itself (its name,
+-- signature and definition) and the initial state. Snapshots carry it; a
+-- changed fold or initial state makes every older snapshot invisible. Not the
+-- oid: a dump restored elsewhere keeps its snapshots valid.
 CREATE FUNCTION eventstore.fold_identity(p_fold regprocedure, p_initial_state jsonb)
 RETURNS text
 LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT md5(concat_ws('|', p.oid, p.prosrc, p.probin, p.provolatile, p_initial_state::text))
+    SELECT md5(concat_ws('|', p.oid::regprocedure::text, p.prosrc, p.probin, p.provolatile, p_initial_state::text))
     FROM pg_catalog.pg_proc AS p
     WHERE p.oid = p_fold;
 $$;
@@ -85,7 +86,7 @@ AS $$
     SELECT format(
         $guard$
     IF CURRENT_USER OPERATOR(pg_catalog.<>) %1$L::pg_catalog.name THEN
-        RAISE EXCEPTION 'the generated function calling % must run as %, not as %', %2$L, %1$L, CURRENT_USER
+        RAISE EXCEPTION 'the generated function calling %% must run as %%, not as %%', %2$L, %1$L, CURRENT_USER
             USING ERRCODE = '42501', HINT = 'It was altered after registration; register it again.';
     END IF;$guard$,
         pg_catalog.pg_get_userbyid(p.proowner), p.oid::regprocedure::text
@@ -147,17 +148,23 @@ BEGIN
                   HINT = 'A fold takes the state and one event and returns the new state; it must be pure.';
     END IF;
 
+    -- The body goes in as a literal (%L), never spliced into dollar quotes:
+    -- the names of a fold and its schema may contain anything, $quotes$ too.
     EXECUTE format(
         $ddl$
-        CREATE OR REPLACE FUNCTION eventstore.%1$I(p_state jsonb, p_start jsonb, p_event eventstore.domain_events)
+        CREATE OR REPLACE FUNCTION eventstore.%I(p_state jsonb, p_start jsonb, p_event eventstore.domain_events)
         RETURNS jsonb
         LANGUAGE plpgsql
         SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
-        AS $step$
+        AS %L
+        $ddl$,
+        v_step,
+        format(
+            $step$
         DECLARE
             v_state pg_catalog.jsonb;
-        BEGIN%6$s
+        BEGIN%1$s
             v_state := %2$I.%3$I(coalesce(p_state, p_start), p_event);
             IF v_state IS NULL THEN
                 RAISE EXCEPTION 'fold %%.%% returned NULL for event %% of aggregate %%',
@@ -166,9 +173,9 @@ BEGIN
             END IF;
             RETURN v_state;
         END;
-        $step$
-        $ddl$,
-        v_step, v_fold.nspname, v_fold.proname, v_fold.nspname, v_fold.proname, eventstore.owner_guard(p_fold)
+        $step$,
+            eventstore.owner_guard(p_fold), v_fold.nspname, v_fold.proname, v_fold.nspname, v_fold.proname
+        )
     );
     EXECUTE format(
         'CREATE OR REPLACE AGGREGATE eventstore.%I(jsonb, eventstore.domain_events) (SFUNC = eventstore.%I, STYPE = jsonb)',

@@ -155,7 +155,7 @@ COMMENT ON FUNCTION eventstore.validate_event_types(text[]) IS
 -- Purpose: register or replace a projection. The handler is
 -- (event eventstore.domain_events) RETURNS void; the optional reset function
 -- () RETURNS void empties the read model for rebuild_projection().
--- Re-registering keeps the checkpoint and state.
+-- Re-registering (same mode) keeps the checkpoint and state.
 CREATE FUNCTION eventstore.register_projection(
     p_name text,
     p_handler regprocedure,
@@ -236,9 +236,17 @@ BEGIN
     ON CONFLICT (name) DO UPDATE
     SET handler = excluded.handler,
         event_types = excluded.event_types,
-        mode = excluded.mode,
         reset = excluded.reset,
-        updated_at = pg_catalog.now();
+        updated_at = pg_catalog.now()
+    WHERE p.mode = excluded.mode;
+    -- A new mode would need a new checkpoint (inline to async replays
+    -- everything, async to inline skips what it had not applied): refused.
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'projection % is registered as %; its mode cannot change to %',
+                        p_name, (SELECT p.mode FROM eventstore.projections AS p WHERE p.name = p_name), p_mode
+            USING ERRCODE = 'ES002',
+                  HINT = 'Unregister it and register it again; then rebuild it (or let an async one replay the log).';
+    END IF;
     PERFORM eventstore.refresh_inline_projections();
 END;
 $$;
@@ -312,7 +320,12 @@ BEGIN
                   HINT = 'Register it as async to control when it runs, or unregister it.';
     END IF;
     UPDATE eventstore.projections AS p
-    SET state = p_to, updated_at = pg_catalog.now()
+    SET state = p_to,
+        -- Running again means trying the failed event (if any) again: its error is history.
+        last_error = CASE WHEN p_to = 'running' THEN NULL ELSE p.last_error END,
+        failed_event_id = CASE WHEN p_to = 'running' THEN NULL ELSE p.failed_event_id END,
+        failed_feed_key = CASE WHEN p_to = 'running' THEN NULL ELSE p.failed_feed_key END,
+        updated_at = pg_catalog.now()
     WHERE p.name = p_name AND p.state = ANY(p_from);
     IF NOT FOUND THEN
         RAISE NOTICE 'projection % is %; nothing to do', p_name, v_projection.state;
@@ -636,7 +649,7 @@ BEGIN
     UPDATE eventstore.projections AS p
     SET checkpoint_feed_key = v_projection.checkpoint_feed_key,
         checkpoint_id = v_projection.checkpoint_id,
-        state = 'running',
+        state = CASE WHEN p.state = 'paused' THEN 'paused' ELSE 'running' END,
         events_applied = v_done,
         last_error = NULL,
         failed_event_id = NULL,

@@ -18,7 +18,10 @@ GRANT EXECUTE ON FUNCTION eventstore.aggregate_state_at_version(text, uuid, inte
 GRANT EXECUTE ON FUNCTION eventstore.aggregate_history(uuid) TO eventstore_reader;
 GRANT EXECUTE ON FUNCTION eventstore.event_counts(timestamptz, timestamptz, text) TO eventstore_reader;
 
+-- The view projection_status calls these, and a view's functions are checked
+-- against the role that queries the view, not against the view's owner.
 GRANT EXECUTE ON FUNCTION eventstore.rebuild_progress() TO eventstore_reader;
+GRANT EXECUTE ON FUNCTION eventstore.projection_lag(eventstore.projections) TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION eventstore.append_events(text, uuid, integer, jsonb) TO eventstore_writer;
 -- Projection workers run as writers: they apply batches and move checkpoints.

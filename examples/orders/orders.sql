@@ -1,6 +1,7 @@
 -- The seed's Order domain in the database: the fold that computes an order's
 -- state from its events, and the order_projections read model with its
--- handler. Install after the eventstore schema:
+-- handler and reset function. Registering the projection is left to the
+-- user (inline or async, see the README). Install after the eventstore schema:
 --   psql -X -v ON_ERROR_STOP=1 -f examples/orders/orders.sql
 -- Timestamps in the state come from the events (occurred_at, or the payload's
 -- deliveredAt), rendered in UTC, so replaying the same events always gives
@@ -151,3 +152,17 @@ $$;
 
 COMMENT ON FUNCTION orders.project_order(eventstore.domain_events) IS
 'Projection handler: applies one Order event to orders.order_projections; events already applied change nothing.';
+
+-- Empties the read model for eventstore.rebuild_projection(). DELETE, not
+-- TRUNCATE: a rebuild is one transaction, and readers keep seeing the old
+-- rows until it commits instead of waiting for TRUNCATE's exclusive lock.
+CREATE FUNCTION orders.reset_order_projections()
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM orders.order_projections;
+$$;
+
+COMMENT ON FUNCTION orders.reset_order_projections() IS
+'Projection reset function: empties orders.order_projections before a rebuild replays the log.';

@@ -75,6 +75,16 @@ def dsn(server_dsn: str, template_database: str) -> Iterator[str]:
         drop_database(server_dsn, name)
 
 
+@pytest.fixture(scope="module")
+def module_dsn(server_dsn: str, template_database: str) -> Iterator[str]:
+    """Like dsn, shared by the tests of one module (e.g. hypothesis tests, which run many examples)."""
+    name = create_database(server_dsn, template_database)
+    try:
+        yield make_conninfo(server_dsn, dbname=name)
+    finally:
+        drop_database(server_dsn, name)
+
+
 @pytest.fixture
 def empty_dsn(server_dsn: str) -> Iterator[str]:
     """A fresh database without the schema."""

@@ -15,10 +15,6 @@ from psycopg import sql
 from pg_eventstore.models import RecordedEvent
 from pg_eventstore.projections import ProjectionWorker, PythonProjection, run_python_projection
 
-RESET = """
-CREATE FUNCTION orders.reset_order_projections() RETURNS void LANGUAGE sql AS $$ DELETE FROM orders.order_projections $$
-"""
-
 # n orders: placed, then shipped, then delivered or cancelled, in set-based appends.
 GENERATE_ORDERS = sql.SQL(
     """
@@ -72,7 +68,6 @@ def run_until_caught_up(conn: psycopg.Connection[Any], name: str, batch: int = 1
 @pytest.fixture
 def orders_conn(orders_dsn: str) -> Any:
     with psycopg.connect(orders_dsn, autocommit=True) as conn:
-        conn.execute(RESET)
         yield conn
 
 

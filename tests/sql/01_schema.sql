@@ -1,7 +1,8 @@
--- The schema: tables, columns, keys, indexes, the feed_position type, the
--- public functions with their security settings, and the triggers.
+-- The schema: tables, the status view, columns, keys, indexes, the
+-- feed_position type, the public functions with their security settings,
+-- and the triggers.
 BEGIN;
-SELECT plan(67);
+SELECT plan(87);
 
 SELECT has_schema('eventstore', 'schema eventstore exists');
 
@@ -110,6 +111,62 @@ SELECT col_is_pk(
     'eventstore', 'aggregate_snapshots', ARRAY['aggregate_type', 'aggregate_id', 'version'],
     'aggregate_snapshots has one row per aggregate and version'
 );
+
+-- Projections: the registry and its checkpoints.
+SELECT has_table('eventstore', 'projections', 'table projections exists');
+SELECT columns_are(
+    'eventstore', 'projections',
+    ARRAY[
+        'name', 'handler', 'event_types', 'mode', 'reset', 'state', 'checkpoint_feed_key', 'checkpoint_id',
+        'events_applied', 'last_error', 'failed_event_id', 'failed_feed_key', 'registered_at', 'updated_at'
+    ],
+    'projections has its columns'
+);
+SELECT col_is_pk('eventstore', 'projections', 'name', 'projections.name is the primary key');
+SELECT col_type_is(
+    'eventstore', 'projections', 'handler', 'regprocedure', 'projections.handler is a regprocedure'
+);
+SELECT col_type_is('eventstore', 'projections', 'reset', 'regprocedure', 'projections.reset is a regprocedure');
+SELECT col_type_is('eventstore', 'projections', 'event_types', 'text[]', 'projections.event_types is text[]');
+SELECT col_default_is(
+    'eventstore', 'projections', 'state', 'running'::text, 'a new projection is running'
+);
+SELECT col_default_is(
+    'eventstore', 'projections', 'checkpoint_feed_key', -1::bigint, 'a new projection''s checkpoint feed key is -1'
+);
+SELECT col_default_is(
+    'eventstore', 'projections', 'checkpoint_id', 0::bigint, 'a new projection''s checkpoint id is 0'
+);
+SELECT throws_ok(
+    $$INSERT INTO eventstore.projections (name, mode) VALUES ('p', 'async')$$,
+    '23514', NULL, 'projections: a database projection needs a handler'
+);
+SELECT throws_ok(
+    $$INSERT INTO eventstore.projections (name, handler, mode) VALUES ('p', 'eventstore.feed_fence()', 'external')$$,
+    '23514', NULL, 'projections: an external projection has no handler'
+);
+SELECT throws_ok(
+    $$INSERT INTO eventstore.projections (name, mode, state) VALUES ('p', 'external', 'sleeping')$$,
+    '23514', NULL, 'projections: state is running, paused, failed or rebuilding'
+);
+SELECT throws_ok(
+    $$INSERT INTO eventstore.projections (name, mode) VALUES ('p', 'sync')$$,
+    '23514', NULL, 'projections: mode is inline, async or external'
+);
+SELECT has_view('eventstore', 'projection_status', 'view projection_status exists');
+SELECT columns_are(
+    'eventstore', 'projection_status',
+    ARRAY[
+        'name', 'mode', 'state', 'position', 'lag', 'events_applied', 'last_error', 'failed_event_id',
+        'rebuild_progress', 'event_types', 'handler', 'updated_at'
+    ],
+    'projection_status has the contract''s columns'
+);
+SELECT col_type_is(
+    'eventstore', 'projection_status', 'position', 'eventstore.feed_position',
+    'projection_status.position is a feed_position'
+);
+SELECT col_type_is('eventstore', 'projection_status', 'lag', 'bigint', 'projection_status.lag is bigint');
 
 -- The install records its version.
 SELECT has_table('eventstore', 'schema_migrations', 'table schema_migrations exists');
@@ -229,6 +286,94 @@ SELECT is_empty(
         WHERE NOT p.prosecdef
     $$,
     'the aggregate, snapshot and temporal functions are SECURITY DEFINER'
+);
+SELECT results_eq(
+    $$
+        SELECT f.signature, pg_catalog.pg_get_function_arguments(f.signature::regprocedure),
+            pg_catalog.pg_get_function_result(f.signature::regprocedure)
+        FROM (
+            VALUES
+            (1, 'eventstore.register_projection(text, regprocedure, text[], text, regprocedure)'),
+            (2, 'eventstore.register_external_projection(text, text[])'),
+            (3, 'eventstore.unregister_projection(text)'),
+            (4, 'eventstore.pause_projection(text)'),
+            (5, 'eventstore.resume_projection(text)'),
+            (6, 'eventstore.retry_projection(text)'),
+            (7, 'eventstore.skip_projection_event(text)'),
+            (8, 'eventstore.run_projection(text, integer)'),
+            (9, 'eventstore.rebuild_projection(text)'),
+            (10, 'eventstore.rebuild_progress()'),
+            (11, 'eventstore.lock_projection(text)'),
+            (12, 'eventstore.save_projection_checkpoint(text, eventstore.feed_position, integer)'),
+            (13, 'eventstore.fail_projection(text, eventstore.feed_position, text)')
+        ) AS f (n, signature)
+        ORDER BY f.n
+    $$,
+    $$
+        VALUES
+        (
+            'eventstore.register_projection(text, regprocedure, text[], text, regprocedure)',
+            'p_name text, p_handler regprocedure, p_event_types text[] DEFAULT NULL::text[], '
+            || 'p_mode text DEFAULT ''inline''::text, p_reset regprocedure DEFAULT NULL::regprocedure',
+            'void'
+        ),
+        (
+            'eventstore.register_external_projection(text, text[])',
+            'p_name text, p_event_types text[] DEFAULT NULL::text[]',
+            'void'
+        ),
+        ('eventstore.unregister_projection(text)', 'p_name text', 'void'),
+        ('eventstore.pause_projection(text)', 'p_name text', 'void'),
+        ('eventstore.resume_projection(text)', 'p_name text', 'void'),
+        ('eventstore.retry_projection(text)', 'p_name text', 'void'),
+        ('eventstore.skip_projection_event(text)', 'p_name text', 'bigint'),
+        ('eventstore.run_projection(text, integer)', 'p_name text, p_max_events integer DEFAULT 1000', 'integer'),
+        ('eventstore.rebuild_projection(text)', 'p_name text', 'bigint'),
+        ('eventstore.rebuild_progress()', '', 'TABLE(name text, progress text, pid integer)'),
+        (
+            'eventstore.lock_projection(text)',
+            'p_name text',
+            'TABLE(after eventstore.feed_position, state text, event_types text[])'
+        ),
+        (
+            'eventstore.save_projection_checkpoint(text, eventstore.feed_position, integer)',
+            'p_name text, p_position eventstore.feed_position, p_events_applied integer',
+            'void'
+        ),
+        (
+            'eventstore.fail_projection(text, eventstore.feed_position, text)',
+            'p_name text, p_position eventstore.feed_position, p_error text',
+            'void'
+        )
+    $$,
+    'the projection functions exist with the contract''s parameter names, defaults and results'
+);
+SELECT is_empty(
+    $$
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.oid IN (
+            'eventstore.register_projection(text, regprocedure, text[], text, regprocedure)'::regprocedure,
+            'eventstore.register_external_projection(text, text[])'::regprocedure,
+            'eventstore.unregister_projection(text)'::regprocedure,
+            'eventstore.pause_projection(text)'::regprocedure,
+            'eventstore.resume_projection(text)'::regprocedure,
+            'eventstore.retry_projection(text)'::regprocedure,
+            'eventstore.skip_projection_event(text)'::regprocedure,
+            'eventstore.run_projection(text, integer)'::regprocedure,
+            'eventstore.rebuild_projection(text)'::regprocedure,
+            'eventstore.rebuild_progress()'::regprocedure,
+            'eventstore.lock_projection(text)'::regprocedure,
+            'eventstore.save_projection_checkpoint(text, eventstore.feed_position, integer)'::regprocedure,
+            'eventstore.fail_projection(text, eventstore.feed_position, text)'::regprocedure
+        )
+          AND NOT p.prosecdef
+    $$,
+    'the projection functions are SECURITY DEFINER'
+);
+SELECT hasnt_trigger(
+    'eventstore', 'domain_events', 'domain_events_inline_projections',
+    'a fresh install has no inline projection trigger (it comes with the first inline projection)'
 );
 SELECT is_definer(
     'eventstore', 'append_events', ARRAY['text', 'uuid', 'integer', 'jsonb'], 'append_events is SECURITY DEFINER'

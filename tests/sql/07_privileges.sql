@@ -1,10 +1,13 @@
--- Privileges: eventstore_reader reads (functions and SELECT on the tables),
--- eventstore_writer also appends, eventstore_admin also runs operator
--- functions. No role but the owner may INSERT, UPDATE or DELETE on any table.
+-- Privileges: eventstore_reader reads (functions and SELECT on the tables and
+-- the status view), eventstore_writer also appends and runs projections,
+-- eventstore_admin also runs operator functions (registration, snapshots,
+-- projection control). No role but the owner may INSERT, UPDATE or DELETE on
+-- any table.
 BEGIN;
--- after_restore's NOTICE is not what this file is about.
-SET LOCAL client_min_messages = warning;
-SELECT plan(76);
+-- after_restore's NOTICE and skip_projection_event's WARNING are not what
+-- this file is about.
+SET LOCAL client_min_messages = error;
+SELECT plan(104);
 
 SELECT has_role('eventstore_reader', 'role eventstore_reader exists');
 SELECT has_role('eventstore_writer', 'role eventstore_writer exists');
@@ -131,11 +134,66 @@ SELECT is_empty(
         WHERE p.pronamespace = 'eventstore'::regnamespace
           AND p.proname IN (
               'validate_append', 'stored_retry', 'checked_feed_key_offset', 'fold_identity', 'registered_type',
-              'fold_state', 'typed_stream', 'save_snapshot', 'snapshot_if_due'
+              'fold_state', 'typed_stream', 'save_snapshot', 'snapshot_if_due', 'hand_to_owner_of', 'owner_guard',
+              'qualified_name', 'feed_fence', 'registered_projection', 'projection_wrapper',
+              'refresh_inline_projections', 'validate_event_types', 'change_projection_state', 'projection_batch',
+              'apply_projection_batch'
           )
           AND has_function_privilege('eventstore_admin', p.oid, 'EXECUTE')
     $$,
     'internal functions are not executable by the roles'
+);
+
+SELECT is_empty(
+    $$
+        SELECT f.signature, r.rolname, r.allowed
+        FROM (
+            VALUES
+            ('eventstore.run_projection(text, integer)'),
+            ('eventstore.lock_projection(text)'),
+            ('eventstore.save_projection_checkpoint(text, eventstore.feed_position, integer)'),
+            ('eventstore.fail_projection(text, eventstore.feed_position, text)')
+        ) AS f (signature)
+        CROSS JOIN (VALUES ('eventstore_reader', FALSE), ('eventstore_writer', TRUE), ('eventstore_admin', TRUE)) AS r (
+            rolname, allowed
+        )
+        WHERE has_function_privilege(r.rolname, f.signature::regprocedure, 'EXECUTE') <> r.allowed
+    $$,
+    'eventstore_writer and eventstore_admin may run projections and move external checkpoints; eventstore_reader not'
+);
+SELECT is_empty(
+    $$
+        SELECT f.signature, r.rolname, r.allowed
+        FROM (
+            VALUES
+            ('eventstore.register_projection(text, regprocedure, text[], text, regprocedure)'),
+            ('eventstore.register_external_projection(text, text[])'),
+            ('eventstore.unregister_projection(text)'),
+            ('eventstore.pause_projection(text)'),
+            ('eventstore.resume_projection(text)'),
+            ('eventstore.retry_projection(text)'),
+            ('eventstore.skip_projection_event(text)'),
+            ('eventstore.rebuild_projection(text)')
+        ) AS f (signature)
+        CROSS JOIN (VALUES ('eventstore_reader', FALSE), ('eventstore_writer', FALSE), ('eventstore_admin', TRUE)) AS r (
+            rolname, allowed
+        )
+        WHERE has_function_privilege(r.rolname, f.signature::regprocedure, 'EXECUTE') <> r.allowed
+    $$,
+    'only eventstore_admin may register, unregister, pause, resume, retry, skip and rebuild projections'
+);
+SELECT is_empty(
+    $$
+        SELECT f.signature
+        FROM (
+            VALUES
+            ('eventstore.rebuild_progress()'),
+            ('eventstore.projection_lag(eventstore.projections)')
+        ) AS f (signature)
+        WHERE NOT has_function_privilege('eventstore_reader', f.signature::regprocedure, 'EXECUTE')
+          OR NOT has_table_privilege('eventstore_reader', 'eventstore.projection_status', 'SELECT')
+    $$,
+    'eventstore_reader may SELECT projection_status and execute the functions it calls'
 );
 
 -- An Order written by the owner, for the roles to read.
@@ -167,6 +225,27 @@ SELECT lives_ok(
         );
     $$,
     'setup: a Tally type registered and an aggregate written by the owner'
+);
+
+-- Projections registered by the owner, for the roles to run: an async one
+-- with a reset function, and an external one.
+CREATE TABLE test_folds.notes (event_id bigint NOT NULL);
+CREATE FUNCTION test_folds.note(p_event eventstore.domain_events)
+RETURNS void
+LANGUAGE sql
+AS $$ INSERT INTO test_folds.notes VALUES (p_event.id) $$;
+CREATE FUNCTION test_folds.forget()
+RETURNS void
+LANGUAGE sql
+AS $$ DELETE FROM test_folds.notes $$;
+SELECT lives_ok(
+    $$
+        SELECT eventstore.register_projection(
+            'notes', 'test_folds.note(eventstore.domain_events)', NULL, 'async', 'test_folds.forget()'
+        );
+        SELECT eventstore.register_external_projection('client');
+    $$,
+    'setup: an async and an external projection registered by the owner'
 );
 
 -- eventstore_writer
@@ -256,6 +335,44 @@ SELECT throws_ok(
 SELECT throws_ok(
     'UPDATE eventstore.aggregate_types SET snapshot_every = 1',
     '42501', NULL, 'eventstore_writer cannot UPDATE aggregate_types'
+);
+SELECT is(eventstore.run_projection('notes'), 0, 'eventstore_writer can run an async projection');
+SELECT results_eq(
+    $$SELECT after, state FROM eventstore.lock_projection('client')$$,
+    $$VALUES (ROW(-1, 0)::eventstore.feed_position, 'running')$$,
+    'eventstore_writer can lock an external projection'
+);
+SELECT lives_ok(
+    $$
+        SELECT eventstore.save_projection_checkpoint('client', '(1,1)', 1);
+        SELECT eventstore.fail_projection('client', '(1,2)', 'boom');
+    $$,
+    'eventstore_writer can save an external projection''s checkpoint and record its failure'
+);
+SELECT results_eq(
+    $$SELECT name, state, position FROM eventstore.projection_status ORDER BY name$$,
+    $$
+        VALUES
+        ('client', 'failed', ROW(1, 1)::eventstore.feed_position),
+        ('notes', 'running', ROW(-1, 0)::eventstore.feed_position)
+    $$,
+    'eventstore_writer can read projection_status'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.register_projection('mine', 'test_folds.note(eventstore.domain_events)', NULL, 'async')$$,
+    '42501', NULL, 'eventstore_writer cannot register a projection'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.skip_projection_event('client')$$,
+    '42501', NULL, 'eventstore_writer cannot skip an event'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.rebuild_projection('notes')$$,
+    '42501', NULL, 'eventstore_writer cannot rebuild a projection'
+);
+SELECT throws_ok(
+    $$UPDATE eventstore.projections SET state = 'running'$$,
+    '42501', NULL, 'eventstore_writer cannot UPDATE projections'
 );
 RESET ROLE;
 
@@ -374,6 +491,31 @@ SELECT throws_ok(
     'DELETE FROM eventstore.aggregate_types',
     '42501', NULL, 'eventstore_reader cannot DELETE from aggregate_types'
 );
+SELECT results_eq(
+    $$SELECT name, mode, state, lag FROM eventstore.projection_status ORDER BY name$$,
+    $$VALUES ('client', 'external', 'failed', 3::bigint), ('notes', 'async', 'running', 3::bigint)$$,
+    'eventstore_reader can read projection_status'
+);
+SELECT is_empty(
+    'SELECT * FROM eventstore.rebuild_progress()',
+    'eventstore_reader can run rebuild_progress'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.run_projection('notes')$$,
+    '42501', NULL, 'eventstore_reader cannot run a projection'
+);
+SELECT throws_ok(
+    $$SELECT * FROM eventstore.lock_projection('client')$$,
+    '42501', NULL, 'eventstore_reader cannot lock an external projection'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.save_projection_checkpoint('client', '(9,9)', 1)$$,
+    '42501', NULL, 'eventstore_reader cannot move an external projection''s checkpoint'
+);
+SELECT throws_ok(
+    'DELETE FROM eventstore.projections',
+    '42501', NULL, 'eventstore_reader cannot DELETE from projections'
+);
 RESET ROLE;
 
 -- eventstore_admin
@@ -455,7 +597,48 @@ SELECT throws_ok(
     'UPDATE eventstore.aggregate_types SET snapshot_every = 1',
     '42501', NULL, 'eventstore_admin cannot UPDATE aggregate_types'
 );
+SELECT is(eventstore.skip_projection_event('client'), 2::bigint, 'eventstore_admin can skip an event');
+SELECT lives_ok(
+    $$
+        SELECT eventstore.pause_projection('notes');
+        SELECT eventstore.resume_projection('notes');
+        SELECT eventstore.retry_projection('notes');
+    $$,
+    'eventstore_admin can pause, resume and retry a projection'
+);
+SELECT is(eventstore.rebuild_projection('notes'), 0::bigint, 'eventstore_admin can rebuild a projection');
+SELECT lives_ok(
+    $$
+        SELECT eventstore.register_projection(
+            'notes_inline', 'test_folds.note(eventstore.domain_events)', ARRAY['Counted'], 'inline'
+        );
+        SELECT eventstore.register_external_projection('client2');
+        SELECT eventstore.unregister_projection('client2');
+    $$,
+    'eventstore_admin can register and unregister projections'
+);
+SELECT lives_ok(
+    $$
+        SELECT eventstore.append_events(
+            'Note', 'a0000000-0000-4000-8000-000000000004', -1, '[{"event_type": "Counted", "payload": {}}]'
+        )
+    $$,
+    'eventstore_admin''s inline projection runs on append'
+);
+SELECT throws_ok(
+    $$INSERT INTO eventstore.projections (name, mode) VALUES ('forged', 'external')$$,
+    '42501', NULL, 'eventstore_admin cannot INSERT into projections'
+);
+SELECT throws_ok(
+    $$UPDATE eventstore.projections SET checkpoint_feed_key = 0$$,
+    '42501', NULL, 'eventstore_admin cannot UPDATE projections'
+);
 RESET ROLE;
+SELECT is(
+    (SELECT count(*) FROM test_folds.notes),
+    1::bigint,
+    'the inline projection saw the append'
+);
 
 -- PUBLIC: a role outside the three gets nothing.
 CREATE ROLE eventstore_test_outsider NOLOGIN;
@@ -471,6 +654,14 @@ SELECT throws_ok(
 SELECT throws_ok(
     $$SELECT * FROM eventstore.load_aggregate('Tally', 'a0000000-0000-4000-8000-000000000003')$$,
     '42501', NULL, 'a role outside the three cannot load an aggregate'
+);
+SELECT throws_ok(
+    'SELECT * FROM eventstore.projection_status',
+    '42501', NULL, 'a role outside the three cannot read projection_status'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.run_projection('notes')$$,
+    '42501', NULL, 'a role outside the three cannot run a projection'
 );
 RESET ROLE;
 

@@ -1,4 +1,8 @@
-"""The SQL the client sends, in one place. Every statement calls a public function."""
+"""The SQL the client and its command line send, in one place.
+
+The client's statements call public functions; the command line's status and
+demo statements also read the catalog views and tables an operator would.
+"""
 
 from typing import LiteralString
 
@@ -62,3 +66,76 @@ SAVE_PROJECTION_CHECKPOINT = (
 )
 
 FAIL_PROJECTION = "SELECT eventstore.fail_projection(%(name)s, %(position)s::eventstore.feed_position, %(error)s)"
+
+REGISTER_PROJECTION = (
+    "SELECT eventstore.register_projection("
+    "%(name)s, %(handler)s::regprocedure, %(event_types)s, %(mode)s, %(reset)s::regprocedure)"
+)
+
+REBUILD_PROJECTION = "SELECT eventstore.rebuild_projection(%(name)s)"
+
+# What `projections list` shows: the registrations.
+LIST_PROJECTIONS = (
+    "SELECT name, mode, handler::text AS handler, reset::text AS reset, event_types, registered_at"
+    " FROM eventstore.projections ORDER BY name"
+)
+
+# What `projections status` and `status` show: the projections at work.
+PROJECTION_STATUS = (
+    "SELECT name, mode, state, position::text AS position, lag, events_applied, last_error, failed_event_id,"
+    " rebuild_progress, updated_at"
+    " FROM eventstore.projection_status"
+    " WHERE %(name)s::text IS NULL OR name = %(name)s"
+    " ORDER BY name"
+)
+
+# The events a rebuild of the projection will replay (its progress bar's total before the first NOTICE).
+PROJECTION_EVENTS = (
+    "SELECT count(*) FROM eventstore.domain_events AS d, eventstore.projections AS p"
+    " WHERE p.name = %(name)s AND (p.event_types IS NULL OR d.event_type = ANY(p.event_types))"
+)
+
+# The command line's `status`.
+STORE_COUNTS = (
+    "SELECT (SELECT count(*) FROM eventstore.domain_events) AS events,"
+    " (SELECT count(*) FROM eventstore.streams) AS aggregates,"
+    " (SELECT count(*) FROM eventstore.aggregate_types) AS aggregate_types,"
+    " (SELECT count(*) FROM eventstore.aggregate_snapshots) AS snapshots"
+)
+
+FEED_FENCE = "SELECT eventstore.feed_fence()"
+
+# The transactions with the oldest transaction ids, in any database of the cluster: the fence
+# (the oldest running transaction id) cannot pass them.
+OLDEST_TRANSACTIONS = (
+    "SELECT pid, datname AS database, usename AS user_name, backend_xid::text AS xid, age(backend_xid) AS xid_age,"
+    " xact_start, state, query"
+    " FROM pg_catalog.pg_stat_activity"
+    " WHERE backend_xid IS NOT NULL"
+    " ORDER BY age(backend_xid) DESC"
+    " LIMIT %(limit)s"
+)
+
+# Prepared (two-phase) transactions keep their transaction id until COMMIT/ROLLBACK PREPARED.
+PREPARED_TRANSACTIONS = (
+    "SELECT gid, database, owner, transaction::text AS xid, age(transaction) AS xid_age, prepared"
+    " FROM pg_catalog.pg_prepared_xacts"
+    " ORDER BY age(transaction) DESC"
+)
+
+# The demo (`pg-eventstore demo`): its examples, and what it reports about them.
+DATABASE_CLOCK = "SELECT clock_timestamp()"
+
+SCHEMA_EXISTS = "SELECT to_regnamespace(%(schema)s) IS NOT NULL"
+
+PROJECTION_REGISTERED = "SELECT EXISTS (SELECT FROM eventstore.projections WHERE name = %(name)s)"
+
+ORDER_SUMMARY = (
+    "SELECT status, count(*) AS orders, sum(total) AS revenue"
+    " FROM orders.order_projections GROUP BY status ORDER BY count(*) DESC, status"
+)
+
+LATEST_SNAPSHOT = (
+    "SELECT max(version) FROM eventstore.aggregate_snapshots"
+    " WHERE aggregate_type = %(aggregate_type)s AND aggregate_id = %(aggregate_id)s"
+)

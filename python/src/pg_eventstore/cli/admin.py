@@ -1,0 +1,123 @@
+"""Schema commands: install, upgrade, version, status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from rich.table import Table
+
+from pg_eventstore import queries, schema
+from pg_eventstore.cli._common import (
+    DsnOption,
+    cell,
+    connect,
+    console,
+    reported_errors,
+    require_schema,
+)
+
+
+def install(dsn: DsnOption) -> None:
+    """Install the eventstore schema into a database.
+
+    Idempotent: when some version is installed already, nothing changes and the version is reported.
+    """
+    with connect(dsn, autocommit=False) as conn, reported_errors():
+        change = schema.install(conn)
+    if change.changed:
+        console.print(f"installed eventstore {change.after}")
+    else:
+        console.print(f"eventstore {change.before} is already installed; nothing changed")
+
+
+def upgrade(dsn: DsnOption) -> None:
+    """Upgrade the installed eventstore schema to this package's version, in one transaction."""
+    with connect(dsn, autocommit=False) as conn, reported_errors():
+        change = schema.upgrade(conn)
+    if change.changed:
+        console.print(f"upgraded eventstore {change.before} -> {change.after} ({', '.join(change.applied)})")
+    else:
+        console.print(f"eventstore {change.after} is up to date")
+
+
+def version() -> None:
+    """Print the schema version this package installs (does not connect)."""
+    console.print(schema.package_version())
+
+
+def _rows(conn: psycopg.Connection[Any], query: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+def status(dsn: DsnOption) -> None:
+    """Show the installed version, event and aggregate counts, projections with their lag, and the feed fence.
+
+    The fence is the oldest transaction id still running (plus the restore offset): consumers of the feed
+    see every event below it. The oldest open transaction, in any database of the cluster, holds it back:
+    its pid, age and query are shown so an operator can end it. Prepared transactions hold it back too.
+    """
+    with connect(dsn) as conn:
+        installed = require_schema(conn)
+        with reported_errors():
+            counts = _rows(conn, queries.STORE_COUNTS)[0]
+            fence = conn.execute(queries.FEED_FENCE).fetchone()
+            projections = _rows(conn, queries.PROJECTION_STATUS, {"name": None})
+            oldest = _rows(conn, queries.OLDEST_TRANSACTIONS, {"limit": 1})
+            prepared = _rows(conn, queries.PREPARED_TRANSACTIONS)
+
+    package = schema.package_version()
+    console.print(f"eventstore {installed}" + ("" if installed == package else f" (this package installs {package})"))
+    console.print(
+        f"events: {counts['events']:,}  aggregates: {counts['aggregates']:,}  "
+        f"aggregate types: {counts['aggregate_types']:,}  snapshots: {counts['snapshots']:,}"
+    )
+    console.print(
+        f"feed fence: {fence[0] if fence else 'unknown'} (consumers of the feed see every event with a lower feed key)"
+    )
+
+    if projections:
+        console.print(projection_status_table(projections))
+    else:
+        console.print("projections: none registered")
+
+    if oldest:
+        row = oldest[0]
+        console.print(
+            "oldest open transaction (holds the fence back): "
+            f"pid {row['pid']}, database {row['database']}, user {row['user_name']}, xid {row['xid']}, "
+            f"xid age {row['xid_age']:,}, started {row['xact_start']}, state {row['state']}",
+            soft_wrap=True,
+            markup=False,
+        )
+        console.print(f"  query: {' '.join(str(row['query'] or '').split())[:200]}", soft_wrap=True, markup=False)
+    else:
+        console.print("oldest open transaction: none holds a transaction id")
+    for row in prepared:
+        console.print(
+            f"prepared transaction {row['gid']!r} (holds the fence back): database {row['database']}, "
+            f"owner {row['owner']}, xid {row['xid']}, xid age {row['xid_age']:,}, prepared {row['prepared']}",
+            soft_wrap=True,
+            markup=False,
+        )
+
+
+def projection_status_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table("name", "mode", "state", "position", "lag", "applied", "last error", title="projections")
+    for row in rows:
+        state = row["state"]
+        if row["rebuild_progress"]:
+            state = f"{state} {row['rebuild_progress']}"
+        table.add_row(
+            cell(row["name"]),
+            cell(row["mode"]),
+            cell(state),
+            cell(row["position"]),
+            cell(f"{row['lag']:,}"),
+            cell(f"{row['events_applied']:,}"),
+            cell(row["last_error"]),
+        )
+    return table
