@@ -21,7 +21,7 @@ SQL_SOURCES := $(sort $(wildcard sql/*.sql))
 INSTALL_SCRIPT := build/eventstore.sql
 PACKAGE_SQL := python/src/pg_eventstore/sql
 
-.PHONY: help setup packages venv sql install test lint test-in-cluster extension-for-tests soak demo demo-clean dist clean
+.PHONY: help setup packages venv sql install test lint test-in-cluster extension-for-tests soak demo demo-clean bench dist clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -105,6 +105,11 @@ demo: setup ## the Order scenario and its report, in a local cluster kept in ./.
 demo-clean: ## stop and remove the demo cluster
 	$(PY) scripts/pgcluster.py stop --datadir .pgdata
 	rm -rf .pgdata
+
+# Its own throwaway cluster with durable settings; about 25 minutes on 2 cores.
+# Knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY (see bench/README.md).
+bench: setup sql ## run the benchmarks (not part of make test) and write bench/results/
+	$(PY) bench/run.py
 
 dist: venv ## build the wheel into dist/
 	$(PY) -m pip wheel -q --no-deps -w dist ./python

@@ -98,6 +98,32 @@ $$;
 COMMENT ON FUNCTION eventstore.owner_guard(regprocedure) IS
 'Internal: PL/pgSQL that refuses to run unless the current user is the owner of p_target, for generated wrappers.';
 
+-- Registering user code hands it to the event store, which runs it with its
+-- owner's rights: so only a session that holds those rights may register it.
+-- session_user, not current_user (the event store owner inside SECURITY
+-- DEFINER functions): a session can never act with more than its login role's
+-- rights, whatever role it SET ROLE to.
+CREATE FUNCTION eventstore.check_may_register(p_function regprocedure, p_what text)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_owner oid := (SELECT p.proowner FROM pg_catalog.pg_proc AS p WHERE p.oid = p_function);
+BEGIN
+    IF NOT pg_catalog.pg_has_role(session_user, v_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to register % %: it belongs to %, and % does not hold that role''s rights',
+                        p_what, p_function, v_owner::regrole, session_user
+            USING ERRCODE = '42501',
+                  HINT = 'Register functions owned by your own role (the event store runs them with their owner''s rights).';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.check_may_register(regprocedure, text) IS
+'Internal: 42501 unless the session''s login role holds the rights of the owner of a function to be registered.';
+
 -- Purpose: register (or re-register) the fold of an aggregate type. Wraps the
 -- fold in a generated step function and aggregate, so loads fold in one
 -- statement: the step starts from the given state and refuses a NULL result.
@@ -147,6 +173,7 @@ BEGIN
             USING ERRCODE = 'ES002',
                   HINT = 'A fold takes the state and one event and returns the new state; it must be pure.';
     END IF;
+    PERFORM eventstore.check_may_register(p_fold, 'fold');
 
     -- The body goes in as a literal (%L), never spliced into dollar quotes:
     -- the names of a fold and its schema may contain anything, $quotes$ too.

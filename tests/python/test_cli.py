@@ -514,6 +514,22 @@ def test_demo_on_a_fresh_database_and_again(empty_dsn: str) -> None:
         assert conn.execute(
             "SELECT count(*) FROM eventstore.domain_events WHERE aggregate_type = 'StockItem'"
         ).fetchone() == (200,)
+        # The StockItem fold agrees with a plain sum over the item's events.
+        row = conn.execute(
+            """
+            SELECT (a.state ->> 'onHand')::integer, a.version, (
+                SELECT sum(
+                    (d.payload ->> 'quantity')::integer * CASE d.event_type WHEN 'StockPicked' THEN -1 ELSE 1 END
+                )
+                FROM eventstore.domain_events AS d
+                WHERE d.aggregate_id = s.aggregate_id
+            )::integer
+            FROM eventstore.streams AS s
+            CROSS JOIN LATERAL eventstore.load_aggregate('StockItem', s.aggregate_id) AS a
+            WHERE s.aggregate_type = 'StockItem'
+            """
+        ).fetchone()
+        assert row is not None and (row[0], row[1]) == (row[2], 199)
         assert conn.execute("SELECT count(*) FROM eventstore.projection_status").fetchone() == (1,)
 
     again = cli(*args, "--dsn", empty_dsn)

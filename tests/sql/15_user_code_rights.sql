@@ -13,7 +13,7 @@
 BEGIN;
 -- The failed snapshot and the failing projections raise WARNINGs by design.
 SET LOCAL client_min_messages = error;
-SELECT plan(59);
+SELECT plan(64);
 
 CREATE ROLE mallory NOLOGIN;
 GRANT eventstore_admin TO mallory;
@@ -545,6 +545,58 @@ SELECT is(
     ),
     2::bigint,
     'the only Plain events are the two inserted by the test'
+);
+
+-- Registering someone else's function: the session's login role must hold
+-- the rights of the function's owner. As mallory's session (not only her
+-- role), a superuser's function cannot be registered as fold, handler or
+-- reset function; her own can.
+CREATE FUNCTION public.superuser_handler(p_event eventstore.domain_events)
+RETURNS void
+LANGUAGE sql
+AS $fn$ SELECT $fn$;
+CREATE FUNCTION public.superuser_fold(p_state jsonb, p_event eventstore.domain_events)
+RETURNS jsonb
+LANGUAGE sql
+AS $fn$ SELECT p_state $fn$;
+CREATE FUNCTION mallory.handler_ok(p_event eventstore.domain_events)
+RETURNS void
+LANGUAGE sql
+AS $fn$ SELECT $fn$;
+ALTER FUNCTION mallory.handler_ok(eventstore.domain_events) OWNER TO mallory;
+SET LOCAL SESSION AUTHORIZATION mallory;
+SELECT throws_ok(
+    $$SELECT eventstore.register_aggregate_type('Stolen', 'public.superuser_fold(jsonb, eventstore.domain_events)')$$,
+    '42501', NULL,
+    'mallory''s session cannot register a superuser''s fold'
+);
+SELECT throws_ok(
+    $$
+        SELECT eventstore.register_projection(
+            'stolen', 'mallory.handler_ok(eventstore.domain_events)', NULL, 'async', 'pg_catalog.pg_stat_reset()'
+        )
+    $$,
+    '42501', NULL,
+    'nor a superuser''s function (pg_stat_reset) as reset function'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.register_projection('stolen', 'public.superuser_handler(eventstore.domain_events)')$$,
+    '42501', NULL,
+    'nor a superuser''s handler'
+);
+SELECT lives_ok(
+    $$SELECT eventstore.register_projection('own', 'mallory.handler_ok(eventstore.domain_events)', NULL, 'async')$$,
+    'but her own handler, yes'
+);
+RESET SESSION AUTHORIZATION;
+SELECT is(
+    (
+        SELECT count(*)
+        FROM eventstore.projections
+        WHERE name IN ('stolen', 'own')
+    ),
+    1::bigint,
+    'only her own registration happened'
 );
 
 SELECT * FROM finish();

@@ -47,7 +47,8 @@ class PythonProjection:
 
 
 def register_python_projection(conn: psycopg.Connection[Any], projection: PythonProjection) -> None:
-    """Register (idempotently) the projection's checkpoint in the database."""
+    """Register (idempotently) the projection's checkpoint in the database: an admin's step
+    (eventstore_admin), done once before workers (eventstore_writer is enough for those) run it."""
     with wrap_errors():
         conn.execute(
             queries.REGISTER_EXTERNAL_PROJECTION,
@@ -174,8 +175,6 @@ class ProjectionWorker:
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:
                     conn.execute(queries.LISTEN)
-                    for projection in self.python_projections:
-                        register_python_projection(conn, projection)
                     while not self.stop_event.is_set():
                         self.run_once(conn)
                         self._wait_for_wake_up(conn)

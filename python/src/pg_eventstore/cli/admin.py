@@ -14,9 +14,11 @@ from pg_eventstore.cli._common import (
     cell,
     connect,
     console,
+    error_line,
     reported_errors,
     require_schema,
 )
+from pg_eventstore.errors import from_psycopg
 
 
 def install(dsn: DsnOption) -> None:
@@ -64,10 +66,16 @@ def status(dsn: DsnOption) -> None:
         installed = require_schema(conn)
         with reported_errors():
             counts = _rows(conn, queries.STORE_COUNTS)[0]
-            fence = conn.execute(queries.FEED_FENCE).fetchone()
             projections = _rows(conn, queries.PROJECTION_STATUS, {"name": None})
             oldest = _rows(conn, queries.OLDEST_TRANSACTIONS, {"limit": 1})
             prepared = _rows(conn, queries.PREPARED_TRANSACTIONS)
+
+        try:
+            fence_row = conn.execute(queries.FEED_FENCE).fetchone()
+            fence = "unknown" if fence_row is None else str(fence_row[0])
+        except psycopg.Error as error:
+            # ES006 after a restore into another cluster: the rest of the status still helps.
+            fence = f"unavailable: {error_line(from_psycopg(error) or error)}"
 
     package = schema.package_version()
     console.print(f"eventstore {installed}" + ("" if installed == package else f" (this package installs {package})"))
@@ -75,9 +83,7 @@ def status(dsn: DsnOption) -> None:
         f"events: {counts['events']:,}  aggregates: {counts['aggregates']:,}  "
         f"aggregate types: {counts['aggregate_types']:,}  snapshots: {counts['snapshots']:,}"
     )
-    console.print(
-        f"feed fence: {fence[0] if fence else 'unknown'} (consumers of the feed see every event with a lower feed key)"
-    )
+    console.print(f"feed fence: {fence} (consumers of the feed see every event with a lower feed key)", markup=False)
 
     if projections:
         console.print(projection_status_table(projections))
