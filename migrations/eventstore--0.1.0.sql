@@ -1459,17 +1459,19 @@ COMMENT ON FUNCTION eventstore.qualified_name(regprocedure) IS
 'Internal: the quoted, schema-qualified name of a function, for generated SQL.';
 
 -- The feed's fence: rows with a lower feed_key are committed or gone for good.
+-- Public: operators compare it with consumers' positions to see lag.
 CREATE FUNCTION eventstore.feed_fence()
 RETURNS bigint
 LANGUAGE sql
 STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint + eventstore.checked_feed_key_offset();
 $$;
 
 COMMENT ON FUNCTION eventstore.feed_fence() IS
-'Internal: the feed key below which every event is committed (oldest running transaction id plus the offset).';
+'The feed key below which every event is committed: the oldest running transaction id plus the offset. read_all returns only events below it; a long transaction holds it back. Errors: ES006.';
 
 -- The registry row of a projection; ES003 when it is not registered.
 CREATE FUNCTION eventstore.registered_projection(p_name text)
@@ -2230,9 +2232,11 @@ SELECT  -- noqa: ST06
     p.name,
     p.mode,
     CASE WHEN r.name IS NOT NULL THEN 'rebuilding' ELSE p.state END AS state,
-    ROW(p.checkpoint_feed_key, p.checkpoint_id)::eventstore.feed_position AS position,
+    -- An inline projection has no checkpoint of its own: it is current at every commit.
+    CASE WHEN p.mode <> 'inline' THEN ROW(p.checkpoint_feed_key, p.checkpoint_id)::eventstore.feed_position END
+        AS position,
     eventstore.projection_lag(p) AS lag,
-    p.events_applied,
+    CASE WHEN p.mode <> 'inline' THEN p.events_applied END AS events_applied,
     p.last_error,
     p.failed_event_id,
     r.progress AS rebuild_progress,
@@ -2269,6 +2273,7 @@ GRANT EXECUTE ON FUNCTION eventstore.event_counts(timestamptz, timestamptz, text
 -- The view projection_status calls these, and a view's functions are checked
 -- against the role that queries the view, not against the view's owner.
 GRANT EXECUTE ON FUNCTION eventstore.rebuild_progress() TO eventstore_reader;
+GRANT EXECUTE ON FUNCTION eventstore.feed_fence() TO eventstore_reader;
 GRANT EXECUTE ON FUNCTION eventstore.projection_lag(eventstore.projections) TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION eventstore.append_events(text, uuid, integer, jsonb) TO eventstore_writer;

@@ -21,6 +21,7 @@ GRANT EXECUTE ON FUNCTION eventstore.event_counts(timestamptz, timestamptz, text
 -- The view projection_status calls these, and a view's functions are checked
 -- against the role that queries the view, not against the view's owner.
 GRANT EXECUTE ON FUNCTION eventstore.rebuild_progress() TO eventstore_reader;
+GRANT EXECUTE ON FUNCTION eventstore.feed_fence() TO eventstore_reader;
 GRANT EXECUTE ON FUNCTION eventstore.projection_lag(eventstore.projections) TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION eventstore.append_events(text, uuid, integer, jsonb) TO eventstore_writer;

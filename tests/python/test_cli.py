@@ -479,6 +479,7 @@ REPORT_SECTIONS = [
     "conflict:",
     "events by type",
     "order_projections by status",
+    "revenue (delivered orders): ",
     "history of order",
     "temporal query: ",
     "snapshots: StockItem",

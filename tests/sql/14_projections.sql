@@ -586,8 +586,8 @@ SELECT results_eq(
         FROM eventstore.projection_status
         WHERE name = 'inline_orders'
     $$,
-    $$VALUES ('inline', 'running', ROW(-1, 0)::eventstore.feed_position, 0::bigint, 0::bigint)$$,
-    'projection_status: an inline projection is running with lag 0'
+    $$VALUES ('inline', 'running', NULL::eventstore.feed_position, 0::bigint, NULL::bigint)$$,
+    'projection_status: an inline projection is running with lag 0, and no checkpoint or count of its own'
 );
 SELECT lives_ok(
     $$SELECT eventstore.unregister_projection('inline_fragile')$$,

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -396,11 +396,13 @@ def order_summary(conn: psycopg.Connection[Any]) -> list[tuple[str, int, Any]]:
     return [(row["status"], row["orders"], row["revenue"]) for row in _rows(conn, queries.ORDER_SUMMARY)]
 
 
-def show_order_summary(summary: Iterable[tuple[str, int, Any]]) -> None:
-    table = Table("status", "orders", "revenue", title=f"{PROJECTION} by status")
-    for status, orders, revenue in summary:
-        table.add_row(cell(status), cell(f"{orders:,}"), cell(f"{revenue:,.2f}"))
+def show_order_summary(summary: list[tuple[str, int, Any]]) -> None:
+    table = Table("status", "orders", "order totals", title=f"{PROJECTION} by status")
+    for status, orders, value in summary:
+        table.add_row(cell(status), cell(f"{orders:,}"), cell(f"{value:,.2f}"))
     console.print(table)
+    revenue = sum((value for status, _, value in summary if status == "delivered"), start=0)
+    console.print(f"revenue (delivered orders): {revenue:,.2f}", markup=False)
 
 
 def show_history(store: EventStore, order_id: uuid.UUID) -> None:
@@ -477,12 +479,8 @@ def demo(
         )
         fates, seconds = _parallel("shipping, delivering, cancelling", shop.fulfil, placed, workers)
         moved = Counter(fates)
-        console.print(
-            "moved them on in "
-            f"{seconds:.1f} s: "
-            + ", ".join(f"{moved[fate]:,} {fate}" for fate in ("delivered", "shipped", "cancelled", "placed")),
-            markup=False,
-        )
+        outcome = ", ".join(f"{moved[fate]:,} {fate}" for fate in ("delivered", "shipped", "cancelled", "placed"))
+        console.print(f"moved them on in {seconds:.1f} s: {outcome}", markup=False)
         conflict_order = shop.conflict()
 
         item_id = write_long_history(store, history)
