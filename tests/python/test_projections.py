@@ -289,3 +289,40 @@ def test_python_projection_applies_database_effects_exactly_once_and_records_fai
             pass
     assert orders_conn.execute("SELECT count(*) FROM public.shipments").fetchone() == (30,)
     assert len({e.event_id for e in seen}) == 30
+
+
+def test_rebuild_progress_is_visible_to_another_session_while_it_runs(
+    orders_dsn: str, orders_conn: psycopg.Connection[Any]
+) -> None:
+    orders_conn.execute(
+        "CREATE FUNCTION public.slow_noop(p_event eventstore.domain_events) RETURNS void LANGUAGE sql "
+        "AS $$ SELECT pg_sleep(0.0003) $$"
+    )
+    orders_conn.execute("CREATE FUNCTION public.noop_reset() RETURNS void LANGUAGE sql AS $$ SELECT $$")
+    orders_conn.execute(
+        "SELECT eventstore.register_projection('slow_rebuild', 'public.slow_noop(eventstore.domain_events)', "
+        "NULL, 'async', 'public.noop_reset()')"
+    )
+    generate_orders(orders_conn, 3334)  # 10,002 events: a batch of 10,000 (about 3 s), then one of 2
+    result: list[Any] = []
+
+    def rebuild() -> None:
+        with psycopg.connect(orders_dsn, autocommit=True) as conn:
+            result.append(conn.execute("SELECT eventstore.rebuild_projection('slow_rebuild')").fetchone())
+
+    thread = threading.Thread(target=rebuild)
+    thread.start()
+    seen: set[tuple[str, str]] = set()
+    while thread.is_alive():
+        for row in orders_conn.execute(
+            "SELECT state, rebuild_progress FROM eventstore.projection_status WHERE name = 'slow_rebuild'"
+        ):
+            if row[1] is not None:
+                seen.add((row[0], row[1]))
+        time.sleep(0.05)
+    thread.join()
+    assert result == [(10002,)]
+    assert ("rebuilding", "0/10002") in seen, f"another session saw {sorted(seen)}"
+    assert orders_conn.execute(
+        "SELECT state, rebuild_progress FROM eventstore.projection_status WHERE name = 'slow_rebuild'"
+    ).fetchone() == ("running", None)
