@@ -62,8 +62,8 @@ install: packages $(INSTALL_SCRIPT) ## install as the extension `eventstore` (PG
 
 lint: venv ## sqlfluff, ruff, mypy
 	$(VENV)/bin/sqlfluff lint --processes 2 sql migrations tests/sql examples
-	$(VENV)/bin/ruff check python scripts tests examples
-	$(VENV)/bin/ruff format --check python scripts tests examples
+	$(VENV)/bin/ruff check python scripts tests examples bench
+	$(VENV)/bin/ruff format --check python scripts tests examples bench
 	$(VENV)/bin/mypy
 
 test: setup extension-for-tests lint ## lint, pgTAP and pytest against a throwaway cluster
@@ -106,7 +106,7 @@ demo-clean: ## stop and remove the demo cluster
 	$(PY) scripts/pgcluster.py stop --datadir .pgdata
 	rm -rf .pgdata
 
-# Its own throwaway cluster with durable settings; about 25 minutes on 2 cores.
+# Its own throwaway cluster with durable settings; about 21 minutes on 2 cores.
 # Knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY (see bench/README.md).
 bench: setup sql ## run the benchmarks (not part of make test) and write bench/results/
 	$(PY) bench/run.py
