@@ -381,6 +381,8 @@ class Bench:
         self.waits: dict[str, list[tuple[str, float]]] = {}
         self.notes: list[str] = []
         self._run_counter = 0
+        # The code measured: the checkout when the run starts (the install scripts are read then).
+        self.commit = _git_commit()
         # Python workloads: the client process's CPU time per call, in microseconds.
         self.client_cpu: dict[str, list[float]] = {}
 
@@ -809,35 +811,46 @@ class Bench:
             )
 
     def fold_diagnostic(self, aggregate: uuid.UUID) -> None:
-        """The Order fold's SQL functions with and without their SET search_path clause (bench-only change).
+        """The Order fold's SQL functions with and without a SET search_path clause (bench-only change).
 
         A SET clause keeps the planner from inlining a LANGUAGE sql function, so every call
-        starts and ends an executor. The fold's identity (and so its snapshots) does not
-        depend on the clause. The installed definition is restored afterwards.
+        starts and ends an executor (examples/orders dropped the clause for that reason).
+        The fold's identity, and so its snapshots, does not depend on the clause. The
+        functions' settings are put back as installed afterwards.
         """
         functions = ("orders.utc_text(timestamptz)", "orders.order_fold(jsonb, eventstore.domain_events)")
+        installed = {
+            function: self.scalar(
+                CORE_DB, "SELECT proconfig IS NOT NULL FROM pg_proc WHERE oid = %s::regprocedure", (function,)
+            )
+            for function in functions
+        }
         script = f"SELECT * FROM eventstore.load_aggregate('OrderNoSnapshots', '{aggregate}');\n"
+
+        def set_clause(function: str, with_set: bool) -> None:
+            clause = "SET search_path = pg_catalog, pg_temp" if with_set else "RESET search_path"
+            self.execute(CORE_DB, f"ALTER FUNCTION {function} {clause}")
 
         def load(with_set: bool) -> float:
             for function in functions:
-                clause = "SET search_path = pg_catalog, pg_temp" if with_set else "RESET search_path"
-                self.execute(CORE_DB, f"ALTER FUNCTION {function} {clause}")
+                set_clause(function, with_set)
             return self.pgbench(CORE_DB, script, 1, self.config.read_seconds)[2]
 
-        installed = f"load_aggregate, {self.config.r1_size:,} events, no snapshots (Order fold as installed)"
-        log("diagnostic: the Order fold without SET search_path")
+        with_set = f"load_aggregate, {self.config.r1_size:,} events, no snapshots, fold functions with SET search_path"
+        log("diagnostic: the Order fold with and without SET search_path")
         try:
             figures = self.compare_many(
                 "fold",
                 {
-                    installed: partial(load, True),
+                    with_set: partial(load, True),
                     "the same with the fold's SQL functions inlinable (no SET search_path)": partial(load, False),
                 },
             )
         finally:
-            load(True)
+            for function, had_set in installed.items():
+                set_clause(function, bool(had_set))
         for name, runs in figures.items():
-            self.diagnostics.append(Result(name, "ms", runs, figures[installed], installed))
+            self.diagnostics.append(Result(name, "ms", runs, figures[with_set], with_set))
 
     # --- Python client ------------------------------------------------------------------------------------
 
@@ -1337,7 +1350,7 @@ class Bench:
             ("Kernel", platform.release()),
             ("PostgreSQL", str(version)),
             ("Settings", ", ".join(f"{n}={_setting(s, u)}" for n, s, u in settings)),
-            ("Commit", _git_commit()),
+            ("Commit", self.commit),
         ]
 
     def write(self, started: datetime, elapsed: float, load: tuple[float, float, float]) -> Path:
