@@ -78,6 +78,11 @@ BEGIN
                   HINT = 'Each event is {"event_type": text, "payload": object, "metadata": object?, "event_id": uuid?}; events are at most 1 MiB.';
     END IF;
 
+    -- Only calls that carry event_ids can repeat one: most appends skip this query
+    -- (it is on the append hot path).
+    IF NOT jsonb_path_exists(p_events, '$[*].event_id ? (@ != null)') THEN
+        RETURN;
+    END IF;
     -- Grouped by the uuid: one id written in upper and in lower case is a duplicate too.
     SELECT min(t.e ->> 'event_id') AS event_id
     INTO v_problem

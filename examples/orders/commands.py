@@ -62,7 +62,7 @@ def shipping_cost(address: ShippingAddress, subtotal: float) -> float:
 
 
 def order_number(order_id: UUID, placed_on: date) -> str:
-    """ORD-YYYYMMDD-XXXXXXXX: the day the order was placed and the start of its id."""
+    """ORD-<UTC date as YYYYMMDD>-<first 8 hex digits of the order id>, e.g. ORD-20261126-28BE2A54."""
     return f"ORD-{placed_on:%Y%m%d}-{order_id.hex[:8].upper()}"
 
 
