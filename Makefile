@@ -56,6 +56,7 @@ $(INSTALL_SCRIPT): VERSION $(SQL_SOURCES) $(wildcard migrations/*.sql)
 
 install: packages $(INSTALL_SCRIPT) ## install as the extension `eventstore` (PGXS)
 	sed 's/@VERSION@/$(VERSION)/' eventstore.control.in > build/eventstore.control
+	cp migrations/eventstore--*.sql build/
 	cp $(INSTALL_SCRIPT) build/eventstore--$(VERSION).sql
 	cp pgxs.mk build/Makefile
 	$(MAKE) -C build PG_CONFIG=$(PG_CONFIG) VERSION=$(VERSION) install

@@ -198,6 +198,41 @@ CEILING_WITH_STREAM = (
     f"SELECT v.* FROM s CROSS JOIN LATERAL (VALUES {ceiling_values('s.aggregate_id', 'OrderPlaced', '0')}) AS v\n"
     "RETURNING *;\n"
 )
+# The contract ceilings: what DESIGN.md makes every append transaction do, in
+# one plain SQL statement with no function: the event rows, the stream row
+# (created, or moved on from the expected version) and one NOTIFY.
+CONTRACT_NOTIFY = "pg_notify('bench_events', pg_current_xact_id()::text)"
+NEW_STREAM = (
+    "s AS (INSERT INTO bench.ceiling_streams (aggregate_id, aggregate_type, version, last_feed_key,"
+    " last_occurred_at)\n"
+    "    VALUES (gen_random_uuid(), 'Order', {last}, pg_current_xact_id()::text::bigint, clock_timestamp())"
+    " RETURNING aggregate_id)"
+)
+W1_CONTRACT_CEILING = (
+    f"WITH {NEW_STREAM.format(last=0)},\n"
+    f"e AS (INSERT INTO bench.ceiling_events ({CEILING_COLUMNS})\n"
+    f"    SELECT v.* FROM s CROSS JOIN LATERAL (VALUES {ceiling_values('s.aggregate_id', 'OrderPlaced', '0')}) AS v\n"
+    "    RETURNING *)\n"
+    f"SELECT e.*, {CONTRACT_NOTIFY} FROM e;\n"
+)
+W3_CONTRACT_CEILING = (
+    f"WITH {NEW_STREAM.format(last=9)},\n"
+    f"e AS (INSERT INTO bench.ceiling_events ({CEILING_COLUMNS})\n"
+    "    SELECT v.* FROM s CROSS JOIN LATERAL (VALUES\n"
+    + ",\n".join(ceiling_values("s.aggregate_id", "OrderPlaced", str(v)) for v in range(10))
+    + "\n    ) AS v\n    RETURNING *)\n"
+    f"SELECT e.*, {CONTRACT_NOTIFY} FROM e;\n"
+)
+W2_CONTRACT_CEILING = (
+    "WITH s AS (UPDATE bench.ceiling_streams AS s SET version = :v + 1,"
+    " last_feed_key = greatest(s.last_feed_key, pg_current_xact_id()::text::bigint),"
+    " last_occurred_at = greatest(s.last_occurred_at, clock_timestamp())\n"
+    f"    WHERE s.aggregate_id = {CLIENT_AGGREGATE} AND s.version = :v RETURNING s.aggregate_id),\n"
+    f"e AS (INSERT INTO bench.ceiling_events ({CEILING_COLUMNS})\n"
+    f"    SELECT v.* FROM s CROSS JOIN LATERAL (VALUES {ceiling_values('s.aggregate_id', 'OrderShipped', ':v + 1')})"
+    " AS v\n    RETURNING *)\n"
+    f"SELECT e.event_version AS v, {CONTRACT_NOTIFY} AS notified FROM e \\gset\n"
+)
 W2_CEILING_WITH_STREAM = (
     "WITH s AS (UPDATE bench.ceiling_streams AS s SET version = :v + 1,"
     " last_feed_key = greatest(s.last_feed_key, pg_current_xact_id()::text::bigint),"
@@ -541,6 +576,20 @@ class Bench:
                     Goal("ratio_at_least", 0.8) if clients == 8 else None,
                 )
             )
+        ours, ceiling = self.compare(
+            "W1 8c contract",
+            partial(self.throughput, db, W1_OURS, 8),
+            partial(self.throughput, db, W1_CONTRACT_CEILING, 8),
+        )
+        self.add(
+            Result(
+                "W1 at 8 clients against the contract ceiling",
+                "events/s",
+                ours,
+                ceiling,
+                "one statement: INSERT of the stream row and the event, pg_notify()",
+            )
+        )
 
         log("W2: append one event to an existing aggregate with its expected version")
         ours, ceiling = self.compare(
@@ -558,6 +607,20 @@ class Bench:
                 Goal("ratio_at_least", 0.8),
             )
         )
+        ours, ceiling = self.compare(
+            "W2 8c contract",
+            lambda: self.own_aggregates_run(W2_OURS, ours=True),
+            lambda: self.own_aggregates_run(W2_CONTRACT_CEILING, ours=False, with_stream=True),
+        )
+        self.add(
+            Result(
+                "W2 against the contract ceiling",
+                "events/s",
+                ours,
+                ceiling,
+                "one statement: UPDATE of the stream row from the expected version, INSERT of the event, pg_notify()",
+            )
+        )
 
         log("W3: append 10 events per call")
         ours, ceiling = self.compare(
@@ -573,6 +636,20 @@ class Bench:
                 ceiling,
                 "one 10-row INSERT",
                 Goal("ratio_at_least", 0.7),
+            )
+        )
+        ours, ceiling = self.compare(
+            "W3 8c contract",
+            partial(self.throughput, db, W3_OURS, 8, events_per_call=10),
+            partial(self.throughput, db, W3_CONTRACT_CEILING, 8, events_per_call=10),
+        )
+        self.add(
+            Result(
+                "W3 against the contract ceiling",
+                "events/s",
+                ours,
+                ceiling,
+                "one statement: INSERT of the stream row and the 10 events, pg_notify()",
             )
         )
 
@@ -1192,7 +1269,6 @@ class Bench:
         The copy database is the core database at this point with the NOTIFY trigger dropped.
         """
         seconds = max(1, self.config.seconds // 2)
-        self.execute(CORE_DB, "CREATE TABLE bench.ceiling_streams (LIKE eventstore.streams INCLUDING ALL)")
         self.execute(
             "postgres",
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(NO_NOTIFY_DB), sql.Identifier(CORE_DB)),

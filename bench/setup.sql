@@ -10,6 +10,10 @@ CREATE SCHEMA bench;
 -- with plain INSERT statements instead of functions.
 CREATE TABLE bench.ceiling_events (LIKE eventstore.domain_events INCLUDING ALL);
 
+-- The contract ceiling adds what the contract makes every append do, in plain
+-- SQL: a stream row (optimistic concurrency) and a NOTIFY (the wake-up hint).
+CREATE TABLE bench.ceiling_streams (LIKE eventstore.streams INCLUDING ALL);
+
 -- W4 runs through this wrapper so that a conflict (ES001) counts as a failed
 -- attempt instead of aborting the pgbench client. Its exception block costs a
 -- subtransaction per call, which the ceiling (INSERT ... ON CONFLICT DO

@@ -2,6 +2,7 @@
 
 -- Raises ES002 naming the first bad argument or event; returns nothing when
 -- the call is well formed. Nothing has been written when it raises.
+-- No SET search_path (see next_transaction_id()): append_events() sets it.
 CREATE FUNCTION eventstore.validate_append(
     p_aggregate_type text,
     p_aggregate_id uuid,
@@ -10,8 +11,7 @@ CREATE FUNCTION eventstore.validate_append(
 )
 RETURNS void
 LANGUAGE plpgsql
-IMMUTABLE
-SET search_path = pg_catalog, pg_temp
+STABLE
 AS $$
 DECLARE
     v_problem record;
@@ -40,6 +40,7 @@ BEGIN
     END IF;
 
     -- The first malformed element, in array order (0-based, as in JSON).
+    -- One pass, no subquery per element: on the append path.
     SELECT t.ord - 1 AS position, check_result.problem
     INTO v_problem
     FROM jsonb_array_elements(p_events) WITH ORDINALITY AS t (e, ord)
@@ -47,10 +48,7 @@ BEGIN
         SELECT CASE
             WHEN jsonb_typeof(t.e) <> 'object'
                 THEN 'is not a JSON object'
-            WHEN EXISTS (
-                SELECT FROM jsonb_object_keys(t.e) AS k (key)
-                WHERE k.key NOT IN ('event_type', 'payload', 'metadata', 'event_id')
-            )
+            WHEN t.e - ARRAY['event_type', 'payload', 'metadata', 'event_id'] <> '{}'::jsonb
                 THEN 'has a key other than event_type, payload, metadata and event_id'
             WHEN jsonb_typeof(t.e -> 'event_type') IS DISTINCT FROM 'string'
                  OR btrim(t.e ->> 'event_type') = ''
@@ -78,8 +76,7 @@ BEGIN
                   HINT = 'Each event is {"event_type": text, "payload": object, "metadata": object?, "event_id": uuid?}; events are at most 1 MiB.';
     END IF;
 
-    -- Only calls that carry event_ids can repeat one: most appends skip this query
-    -- (it is on the append hot path).
+    -- Only calls that carry event_ids can repeat one: most appends skip this query.
     IF NOT jsonb_path_exists(p_events, '$[*].event_id ? (@ != null)') THEN
         RETURN;
     END IF;
@@ -116,7 +113,6 @@ CREATE FUNCTION eventstore.stored_retry(
 RETURNS SETOF eventstore.domain_events
 LANGUAGE plpgsql
 STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_requested integer := jsonb_array_length(p_events);
@@ -197,18 +193,54 @@ DECLARE
     v_key bigint;
     v_occurred_at timestamptz;
     v_first_version integer;
+    v_last_version integer;
     v_stored integer;
+    v_highest_key bigint;
+    v_snapshot_every integer;
+    v_has_event_ids boolean;
 BEGIN
     PERFORM eventstore.validate_append(p_aggregate_type, p_aggregate_id, p_expected_version, p_events);
     v_count := jsonb_array_length(p_events);
-    v_own_key := pg_current_xact_id()::text::bigint + eventstore.checked_feed_key_offset();
+    v_has_event_ids := jsonb_path_exists(p_events, '$[*].event_id ? (@ != null)');
 
-    SELECT s.* INTO v_stream
-    FROM eventstore.streams AS s
-    WHERE s.aggregate_id = p_aggregate_id
-    FOR UPDATE;
+    -- One statement reads the feed key offset, the highest stored key and the
+    -- type's snapshot interval: on this path a call per value costs more
+    -- than the values.
+    SELECT
+        pg_current_xact_id()::text::bigint + s.feed_key_offset,
+        (SELECT max(d.feed_key) FROM eventstore.domain_events AS d),
+        (SELECT t.snapshot_every FROM eventstore.aggregate_types AS t WHERE t.aggregate_type = p_aggregate_type)
+    INTO v_own_key, v_highest_key, v_snapshot_every
+    FROM eventstore.settings AS s;
+    -- Stored keys at or above our own are normal (younger transactions that
+    -- committed first); checked_feed_key_offset() tells them from a restore
+    -- into a new cluster, and raises ES006 for that.
+    IF v_highest_key >= v_own_key THEN
+        PERFORM eventstore.checked_feed_key_offset();
+    END IF;
 
-    IF NOT FOUND THEN
+    -- Expected version -1 means a new aggregate: creating its stream row is
+    -- the whole check. When the row exists, the look-up below sorts it out
+    -- (a retry, or ES001).
+    IF p_expected_version = -1 THEN
+        v_occurred_at := clock_timestamp();
+        INSERT INTO eventstore.streams AS s (aggregate_id, aggregate_type, version, last_feed_key, last_occurred_at)
+        VALUES (p_aggregate_id, p_aggregate_type, v_count - 1, v_own_key, v_occurred_at)
+        ON CONFLICT (aggregate_id) DO NOTHING;
+        IF FOUND THEN
+            v_first_version := 0;
+            v_key := v_own_key;
+        END IF;
+    END IF;
+
+    IF v_first_version IS NULL THEN
+        SELECT s.* INTO v_stream
+        FROM eventstore.streams AS s
+        WHERE s.aggregate_id = p_aggregate_id
+        FOR UPDATE;
+    END IF;
+
+    IF v_first_version IS NULL AND v_stream.aggregate_id IS NULL THEN
         IF p_expected_version >= 0 THEN
             RAISE EXCEPTION 'aggregate % does not exist, expected version %', p_aggregate_id, p_expected_version
                 USING ERRCODE = 'ES001',
@@ -243,7 +275,7 @@ BEGIN
 
         -- A retry of a call that is already stored returns the stored rows,
         -- however stale its expected version is by now.
-        IF jsonb_path_exists(p_events, '$[*].event_id ? (@ != null)') THEN
+        IF v_has_event_ids THEN
             RETURN QUERY SELECT * FROM eventstore.stored_retry(p_aggregate_type, p_aggregate_id, p_events);
             IF FOUND THEN
                 RETURN;
@@ -269,39 +301,69 @@ BEGIN
         WHERE s.aggregate_id = p_aggregate_id;
     END IF;
 
-    -- ON CONFLICT: an event_id taken meanwhile by another aggregate's append
-    -- must surface as ES005, not as a unique violation.
-    RETURN QUERY
-    INSERT INTO eventstore.domain_events AS d (
-        event_id, aggregate_type, aggregate_id, event_type, event_version,
-        payload, metadata, occurred_at, feed_key
-    )
-    SELECT
-        coalesce((t.e ->> 'event_id')::uuid, gen_random_uuid()),
-        p_aggregate_type,
-        p_aggregate_id,
-        t.e ->> 'event_type',
-        v_first_version + t.ord::integer - 1,
-        t.e -> 'payload',
-        coalesce(nullif(t.e -> 'metadata', 'null'::jsonb), '{}'::jsonb),
-        v_occurred_at,
-        v_key
-    FROM jsonb_array_elements(p_events) WITH ORDINALITY AS t (e, ord)
-    ORDER BY t.ord
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING d.*;
+    IF NOT v_has_event_ids THEN
+        -- Every event_id is generated here, and gen_random_uuid()'s 122 random
+        -- bits do not collide in practice: no ON CONFLICT probe per event.
+        RETURN QUERY
+        INSERT INTO eventstore.domain_events AS d (
+            event_id, aggregate_type, aggregate_id, event_type, event_version,
+            payload, metadata, occurred_at, feed_key
+        )
+        SELECT
+            gen_random_uuid(),
+            p_aggregate_type,
+            p_aggregate_id,
+            t.e ->> 'event_type',
+            v_first_version + t.ord::integer - 1,
+            t.e -> 'payload',
+            coalesce(nullif(t.e -> 'metadata', 'null'::jsonb), '{}'::jsonb),
+            v_occurred_at,
+            v_key
+        FROM jsonb_array_elements(p_events) WITH ORDINALITY AS t (e, ord)
+        ORDER BY t.ord
+        RETURNING d.*;
+    ELSE
+        -- The same with the caller's event_ids. ON CONFLICT: an event_id taken
+        -- meanwhile by another aggregate's append must surface as ES005, not
+        -- as a unique violation.
+        RETURN QUERY
+        INSERT INTO eventstore.domain_events AS d (
+            event_id, aggregate_type, aggregate_id, event_type, event_version,
+            payload, metadata, occurred_at, feed_key
+        )
+        SELECT
+            coalesce((t.e ->> 'event_id')::uuid, gen_random_uuid()),
+            p_aggregate_type,
+            p_aggregate_id,
+            t.e ->> 'event_type',
+            v_first_version + t.ord::integer - 1,
+            t.e -> 'payload',
+            coalesce(nullif(t.e -> 'metadata', 'null'::jsonb), '{}'::jsonb),
+            v_occurred_at,
+            v_key
+        FROM jsonb_array_elements(p_events) WITH ORDINALITY AS t (e, ord)
+        ORDER BY t.ord
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING d.*;
 
-    GET DIAGNOSTICS v_stored = ROW_COUNT;
-    IF v_stored < v_count THEN
-        RAISE EXCEPTION 'an event_id of this call is already stored for another aggregate'
-            USING ERRCODE = 'ES005',
-                  DETAIL = format('aggregate %s: %s of %s events conflicted', p_aggregate_id, v_count - v_stored, v_count),
-                  HINT = 'An event_id identifies one event; generate a new one for a new event.';
+        GET DIAGNOSTICS v_stored = ROW_COUNT;
+        IF v_stored < v_count THEN
+            RAISE EXCEPTION 'an event_id of this call is already stored for another aggregate'
+                USING ERRCODE = 'ES005',
+                      DETAIL = format('aggregate %s: %s of %s events conflicted',
+                                      p_aggregate_id, v_count - v_stored, v_count),
+                      HINT = 'An event_id identifies one event; generate a new one for a new event.';
+        END IF;
     END IF;
 
-    PERFORM eventstore.snapshot_if_due(
-        p_aggregate_type, p_aggregate_id, v_first_version - 1, v_first_version + v_count - 1
-    );
+    -- An automatic snapshot when this append reached or crossed a multiple of
+    -- the type's snapshot interval: of the append's last version.
+    v_last_version := v_first_version + v_count - 1;
+    IF v_snapshot_every > 0
+       AND v_last_version >= v_snapshot_every
+       AND (v_last_version / v_snapshot_every) * v_snapshot_every >= v_first_version THEN
+        PERFORM eventstore.take_automatic_snapshot(p_aggregate_type, p_aggregate_id, v_last_version);
+    END IF;
 END;
 $$;
 

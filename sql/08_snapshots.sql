@@ -35,16 +35,14 @@ $$;
 COMMENT ON FUNCTION eventstore.save_snapshot(eventstore.aggregate_types, uuid, integer) IS
 'Internal: stores an aggregate''s state at a version as a snapshot of the current fold.';
 
--- Called by append_events() after an append from p_old_version to
--- p_new_version: when the append reached or crossed a multiple of the type's
--- snapshot_every, snapshot the append's last version. A snapshot is a cache:
--- if the fold fails here, the append goes on with a WARNING (loading the
--- aggregate will raise the same error).
-CREATE FUNCTION eventstore.snapshot_if_due(
+-- Called by append_events() when an append reached or crossed a multiple of
+-- the type's snapshot_every: snapshots the append's last version. A snapshot
+-- is a cache: if the fold fails here, the append goes on with a WARNING
+-- (loading the aggregate will raise the same error).
+CREATE FUNCTION eventstore.take_automatic_snapshot(
     p_aggregate_type text,
     p_aggregate_id uuid,
-    p_old_version integer,
-    p_new_version integer
+    p_version integer
 )
 RETURNS void
 LANGUAGE plpgsql
@@ -54,24 +52,19 @@ DECLARE
     v_type eventstore.aggregate_types;
     v_error text;
 BEGIN
-    SELECT t.* INTO v_type FROM eventstore.aggregate_types AS t WHERE t.aggregate_type = p_aggregate_type;
-    IF NOT FOUND OR v_type.snapshot_every = 0
-       OR p_new_version < v_type.snapshot_every
-       OR (p_new_version / v_type.snapshot_every) * v_type.snapshot_every <= p_old_version THEN
-        RETURN;
-    END IF;
+    SELECT t.* INTO STRICT v_type FROM eventstore.aggregate_types AS t WHERE t.aggregate_type = p_aggregate_type;
     BEGIN
-        PERFORM eventstore.save_snapshot(v_type, p_aggregate_id, p_new_version);
+        PERFORM eventstore.save_snapshot(v_type, p_aggregate_id, p_version);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
-        RAISE WARNING 'no snapshot of % % at version %: %', p_aggregate_type, p_aggregate_id, p_new_version, v_error
+        RAISE WARNING 'no snapshot of % % at version %: %', p_aggregate_type, p_aggregate_id, p_version, v_error
             USING HINT = 'The events are stored; fix the fold and run eventstore.take_snapshot().';
     END;
 END;
 $$;
 
-COMMENT ON FUNCTION eventstore.snapshot_if_due(text, uuid, integer, integer) IS
-'Internal: after an append, snapshots its last version when the append reached or crossed a multiple of snapshot_every.';
+COMMENT ON FUNCTION eventstore.take_automatic_snapshot(text, uuid, integer) IS
+'Internal: the automatic snapshot of an append''s last version, taken when append_events() finds it due; a failing fold only WARNs.';
 
 -- Snapshot an aggregate's current state now.
 CREATE FUNCTION eventstore.take_snapshot(p_aggregate_type text, p_aggregate_id uuid)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -147,3 +148,99 @@ def test_seed_temporal_queries_run_unchanged_for_a_reader(dsn: str, conn: psycop
     finally:
         conn.execute(sql.SQL("DROP OWNED BY dba_reader"))
         conn.execute("DROP ROLE dba_reader")
+
+
+# A counting read model for the upgrade test: per event type, how many events.
+COUNTER_SQL = """
+CREATE SCHEMA counter;
+CREATE TABLE counter.counts (projection text, event_type text, events integer NOT NULL,
+                             PRIMARY KEY (projection, event_type));
+CREATE FUNCTION counter.count_inline(p_event eventstore.domain_events) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO counter.counts VALUES ('inline', p_event.event_type, 1)
+    ON CONFLICT (projection, event_type) DO UPDATE SET events = counter.counts.events + 1;
+$$;
+CREATE FUNCTION counter.count_async(p_event eventstore.domain_events) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO counter.counts VALUES ('async', p_event.event_type, 1)
+    ON CONFLICT (projection, event_type) DO UPDATE SET events = counter.counts.events + 1;
+$$;
+CREATE FUNCTION counter.reset_inline() RETURNS void LANGUAGE sql AS $$
+    DELETE FROM counter.counts WHERE projection = 'inline';
+$$;
+SELECT eventstore.register_projection('inline counter', 'counter.count_inline(eventstore.domain_events)',
+                                      NULL, 'inline', 'counter.reset_inline()');
+SELECT eventstore.register_projection('async counter', 'counter.count_async(eventstore.domain_events)',
+                                      ARRAY['Counted'], 'async');
+"""
+
+
+def append_counted(conn: psycopg.Connection[Any], count: int) -> None:
+    for _ in range(count):
+        conn.execute(
+            "SELECT FROM eventstore.append_events('Counter', gen_random_uuid(), -1,"
+            ' \'[{"event_type": "Counted", "payload": {}}, {"event_type": "Other", "payload": {}}]\')'
+        )
+
+
+def counts(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:
+    rows = conn.execute("SELECT projection, event_type, events FROM counter.counts").fetchall()
+    return {(projection, event_type): events for projection, event_type, events in rows}
+
+
+@pytest.mark.parametrize("how", ["upgrade script", "ALTER EXTENSION UPDATE"])
+def test_upgrade_keeps_projections_registered_under_the_first_version_working(empty_dsn: str, how: str) -> None:
+    """Projections registered under 0.1.0 (one-event handler wrappers) run after the upgrade, inline and async."""
+    initial, *_ = (path for path in migration_files() if "--" not in path.name[len("eventstore--") :])
+    first_version = initial.name.removeprefix("eventstore--").removesuffix(".sql")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        if how == "upgrade script":
+            conn.execute(initial.read_text().encode())
+        else:
+            conn.execute(sql.SQL("CREATE EXTENSION eventstore VERSION {}").format(sql.Literal(first_version)))
+        conn.execute(COUNTER_SQL.encode())
+        append_counted(conn, 3)
+        assert counts(conn) == {("inline", "Counted"): 3, ("inline", "Other"): 3}
+
+        if how == "upgrade script":
+            result = cli("upgrade", "--dsn", empty_dsn)
+            assert result.returncode == 0, result.stderr
+        else:
+            conn.execute("ALTER EXTENSION eventstore UPDATE")
+            assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'eventstore'").fetchone() == (
+                schema.package_version(),
+            )
+            members = conn.execute(
+                "SELECT count(*) FROM pg_depend AS d JOIN pg_proc AS p ON d.objid = p.oid"
+                " WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'"
+                " AND p.proname ~ '^(projection_handler_|projection_reset_|apply_inline_projections$)'"
+            ).fetchone()
+            assert members == (0,), "generated functions must not become members of the extension"
+        assert schema.installed_version(conn) == schema.package_version()
+        one_event_wrappers = conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE pronamespace = 'eventstore'::regnamespace"
+            " AND proname LIKE 'projection_handler_%'"
+            " AND proargtypes = ARRAY['eventstore.domain_events'::regtype]::oidvector"
+        ).fetchone()
+        assert one_event_wrappers == (0,)
+
+        append_counted(conn, 2)
+        assert conn.execute("SELECT eventstore.run_projection('async counter')").fetchone() == (5,)
+        assert conn.execute("SELECT eventstore.rebuild_projection('inline counter')").fetchone() == (10,)
+        assert counts(conn) == {("inline", "Counted"): 5, ("inline", "Other"): 5, ("async", "Counted"): 5}
+
+        conn.execute("SELECT eventstore.unregister_projection('inline counter')")
+        conn.execute("SELECT eventstore.unregister_projection('async counter')")
+        append_counted(conn, 1)
+        assert counts(conn)[("inline", "Counted")] == 5, "an unregistered inline projection runs no more"
+
+
+def test_upgrade_refuses_a_schema_installed_as_an_extension(empty_dsn: str) -> None:
+    """Its scripts would run, but pg_extension would keep the old version: ALTER EXTENSION UPDATE is the way."""
+    initial, *_ = (path for path in migration_files() if "--" not in path.name[len("eventstore--") :])
+    first_version = initial.name.removeprefix("eventstore--").removesuffix(".sql")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE EXTENSION eventstore VERSION {}").format(sql.Literal(first_version)))
+    result = cli("upgrade", "--dsn", empty_dsn)
+    assert result.returncode == 1
+    assert "ALTER EXTENSION eventstore UPDATE" in result.stderr
+    with psycopg.connect(empty_dsn) as conn:
+        assert schema.installed_version(conn) == first_version

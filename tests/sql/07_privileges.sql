@@ -134,10 +134,10 @@ SELECT is_empty(
         WHERE p.pronamespace = 'eventstore'::regnamespace
           AND p.proname IN (
               'validate_append', 'stored_retry', 'checked_feed_key_offset', 'fold_identity', 'registered_type',
-              'fold_state', 'typed_stream', 'save_snapshot', 'snapshot_if_due', 'hand_to_owner_of', 'owner_guard',
+              'fold_state', 'typed_stream', 'save_snapshot', 'take_automatic_snapshot', 'hand_to_owner_of', 'owner_guard',
               'qualified_name', 'registered_projection', 'projection_wrapper',
               'refresh_inline_projections', 'validate_event_types', 'change_projection_state', 'projection_batch',
-              'apply_projection_batch'
+              'apply_projection_batch', 'create_projection_wrappers'
           )
           AND has_function_privilege('eventstore_admin', p.oid, 'EXECUTE')
     $$,

@@ -453,7 +453,7 @@ SELECT results_eq(
     'the registry holds handler, event types, mode and reset; running, checkpoint (-1,0)'
 );
 SELECT has_function(
-    'eventstore', 'projection_handler_' || md5('inline_orders'), ARRAY['eventstore.domain_events'],
+    'eventstore', 'projection_handler_' || md5('inline_orders'), ARRAY['eventstore.domain_events[]'],
     'registration generates the handler wrapper eventstore.projection_handler_<md5(name)>'
 );
 SELECT has_function(
@@ -606,7 +606,7 @@ SELECT has_trigger(
     'the trigger stays while an inline projection is registered'
 );
 SELECT hasnt_function(
-    'eventstore', 'projection_handler_' || md5('inline_fragile'), ARRAY['eventstore.domain_events'],
+    'eventstore', 'projection_handler_' || md5('inline_fragile'), ARRAY['eventstore.domain_events[]'],
     'unregistering drops the handler wrapper'
 );
 SELECT throws_ok(

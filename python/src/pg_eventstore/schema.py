@@ -79,6 +79,12 @@ def upgrade(conn: psycopg.Connection[Any]) -> SchemaChange:
         before = installed_version(conn)
         if before is None:
             raise EventStoreError("the eventstore schema is not installed; run install first")
+        if conn.execute(queries.INSTALLED_AS_EXTENSION).fetchone() == (True,):
+            # Its scripts would run, but the extension would keep recording the old version.
+            raise EventStoreError(
+                "the eventstore schema was installed with CREATE EXTENSION; upgrade it with"
+                " ALTER EXTENSION eventstore UPDATE (after make install of the new version)"
+            )
         names = upgrade_path(before, target, [p.name for p in _SQL.iterdir()])
         for name in names:
             conn.execute((_SQL / name).read_text().encode())
