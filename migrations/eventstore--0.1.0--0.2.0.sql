@@ -12,6 +12,8 @@
 --   carries no event_ids; the snapshot check moves into append_events()
 --   (snapshot_if_due() is replaced by take_automatic_snapshot()).
 -- - validate_append(): one pass without a subquery per event.
+-- - read_all(): both overloads run one inlined query (feed_page()); the text
+--   overload no longer calls the other, which stored every page twice.
 -- - Projection handler wrappers take a batch (eventstore.domain_events[]):
 --   run_projection() and rebuild_projection() switch rights once per batch.
 --   The wrappers of projections registered under 0.1.0 are regenerated below.
@@ -441,6 +443,192 @@ p_expected_version: -1 = the aggregate must not exist, N = its current version m
 p_events: [{"event_type": text, "payload": object, "metadata": object?, "event_id": uuid?}, ...].
 A retry whose event_ids are all stored with the same content returns the stored rows.
 Errors: ES001 version conflict, ES002 invalid argument or event, ES005 event_id reused with other content, ES006 restore not finished.';
+
+-- sql/05_read.sql
+-- Raises ES002 unless p_max_count, a page size of read_all(), is positive.
+CREATE OR REPLACE FUNCTION eventstore.check_page_size(p_max_count integer)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_max_count IS NULL OR p_max_count < 1 THEN
+        RAISE EXCEPTION 'p_max_count must be a positive integer; got %', coalesce(p_max_count::text, 'NULL')
+            USING ERRCODE = 'ES002';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.check_page_size(integer) IS
+'Internal: ES002 unless a read_all() page size is a positive integer.';
+
+REVOKE ALL ON FUNCTION eventstore.check_page_size(integer) FROM PUBLIC;
+
+-- One page of the feed after (p_after_key, p_after_id), below p_fence: the
+-- query of both read_all() overloads. A plain SQL function, which the
+-- planner inlines into their RETURN QUERY; one overload calling the other
+-- would store every page twice (each set-returning call keeps its rows).
+CREATE OR REPLACE FUNCTION eventstore.feed_page(
+    p_after_key bigint,
+    p_after_id bigint,
+    p_fence bigint,
+    p_max_count integer,
+    p_event_types text[],
+    p_aggregate_types text[]
+)
+RETURNS TABLE (
+    id bigint,
+    event_id uuid,
+    aggregate_type text,
+    aggregate_id uuid,
+    event_type text,
+    event_version integer,
+    payload jsonb,
+    metadata jsonb,
+    occurred_at timestamptz,
+    feed_key bigint,
+    feed_position eventstore.feed_position
+)
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT
+        d.id, d.event_id, d.aggregate_type, d.aggregate_id, d.event_type, d.event_version,
+        d.payload, d.metadata, d.occurred_at, d.feed_key,
+        ROW(d.feed_key, d.id)::eventstore.feed_position
+    FROM eventstore.domain_events AS d
+    WHERE (d.feed_key, d.id) > (p_after_key, p_after_id)
+      AND d.feed_key < p_fence
+      AND (p_event_types IS NULL OR d.event_type = ANY(p_event_types))
+      AND (p_aggregate_types IS NULL OR d.aggregate_type = ANY(p_aggregate_types))
+    ORDER BY d.feed_key, d.id
+    LIMIT p_max_count;
+$$;
+
+COMMENT ON FUNCTION eventstore.feed_page(bigint, bigint, bigint, integer, text[], text[]) IS
+'Internal: one page of the feed after a position and below a fence, in feed order (the query of read_all()).';
+
+REVOKE ALL ON FUNCTION eventstore.feed_page(bigint, bigint, bigint, integer, text[], text[]) FROM PUBLIC;
+
+-- Purpose: the global feed. Rows come in (feed_key, id) order and only below
+-- the fence: the oldest transaction still running (plus the offset). Every
+-- transaction below the fence has ended, so nothing can commit behind a
+-- reader's position later: the feed never skips, and never repeats.
+CREATE OR REPLACE FUNCTION eventstore.read_all(
+    p_after eventstore.feed_position DEFAULT NULL,
+    p_max_count integer DEFAULT 1000,
+    p_event_types text[] DEFAULT NULL,
+    p_aggregate_types text[] DEFAULT NULL
+)
+RETURNS TABLE (
+    id bigint,
+    event_id uuid,
+    aggregate_type text,
+    aggregate_id uuid,
+    event_type text,
+    event_version integer,
+    payload jsonb,
+    metadata jsonb,
+    occurred_at timestamptz,
+    feed_key bigint,
+    feed_position eventstore.feed_position
+)
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_after_key bigint := -1;
+    v_after_id bigint := 0;
+BEGIN
+    PERFORM eventstore.check_page_size(p_max_count);
+    -- Not "p_after IS NOT NULL": a row is NOT NULL only when every field is,
+    -- so a half-NULL position would be read from the start instead of refused.
+    IF NOT p_after IS NULL THEN
+        IF (p_after).feed_key IS NULL OR (p_after).id IS NULL THEN
+            RAISE EXCEPTION 'p_after must be a full feed position or NULL; got %', p_after
+                USING ERRCODE = 'ES002', HINT = 'Pass the feed_position of the last row you processed.';
+        END IF;
+        v_after_key := (p_after).feed_key;
+        v_after_id := (p_after).id;
+    END IF;
+    RETURN QUERY
+    SELECT * FROM eventstore.feed_page(
+        v_after_key, v_after_id, eventstore.feed_fence(), p_max_count, p_event_types, p_aggregate_types
+    );
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.read_all(eventstore.feed_position, integer, text[], text[]) IS
+'The global feed after p_after (NULL: from the start), at most p_max_count rows, optionally only the given event and aggregate types.
+Gap-free: a row never appears behind a position already returned. Each aggregate comes in version order.
+Pass the last row''s feed_position back as p_after to resume. Errors: ES002, ES006.';
+
+-- The same feed, with the position in its text form '(feed_key,id)', as
+-- clients store it. NULL starts from the beginning.
+CREATE OR REPLACE FUNCTION eventstore.read_all(
+    p_after text,
+    p_max_count integer DEFAULT 1000,
+    p_event_types text[] DEFAULT NULL,
+    p_aggregate_types text[] DEFAULT NULL
+)
+RETURNS TABLE (
+    id bigint,
+    event_id uuid,
+    aggregate_type text,
+    aggregate_id uuid,
+    event_type text,
+    event_version integer,
+    payload jsonb,
+    metadata jsonb,
+    occurred_at timestamptz,
+    feed_key bigint,
+    feed_position eventstore.feed_position
+)
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Two unsigned integers, each within bigint: anything else is ES002, not a
+    -- cast error. The second test is NULL when the first fails, whatever the order.
+    -- (-1,0) is the position before the first event, as checkpoints start.
+    IF p_after !~ '^\(-?[0-9]+,-?[0-9]+\)$'
+       OR (SELECT max(abs(n::numeric)) FROM unnest(regexp_match(p_after, '^\((-?[0-9]+),(-?[0-9]+)\)$')) AS n)
+          > 9223372036854775807 THEN
+        RAISE EXCEPTION 'p_after is not a feed position: %', p_after
+            USING ERRCODE = 'ES002', HINT = 'A feed position reads ''(feed_key,id)'', e.g. ''(1234,56)''.';
+    END IF;
+    PERFORM eventstore.check_page_size(p_max_count);
+    RETURN QUERY
+    SELECT * FROM eventstore.feed_page(
+        coalesce((p_after::eventstore.feed_position).feed_key, -1),
+        coalesce((p_after::eventstore.feed_position).id, 0),
+        eventstore.feed_fence(), p_max_count, p_event_types, p_aggregate_types
+    );
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.read_all(text, integer, text[], text[]) IS
+'read_all() with the position in its text form ''(feed_key,id)''; NULL starts from the beginning. Errors: ES002, ES006.';
+
+-- sql/06_notify.sql
+-- No SET search_path (see next_transaction_id()): it fires inside the
+-- functions that insert events, which set it, once per append.
+CREATE OR REPLACE FUNCTION eventstore.notify_append()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM pg_notify('eventstore_events', pg_current_xact_id()::text);
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.notify_append() IS
+'Trigger function: NOTIFY eventstore_events once per appending transaction (payload: the transaction id).';
 
 -- sql/08_snapshots.sql
 DROP FUNCTION eventstore.snapshot_if_due(text, uuid, integer, integer);

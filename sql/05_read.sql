@@ -28,6 +28,67 @@ $$;
 COMMENT ON FUNCTION eventstore.load_events(uuid, integer) IS
 'The events of one aggregate from p_from_version (default 0) on, in version order; no row for an unknown aggregate. Errors: ES002.';
 
+-- Raises ES002 unless p_max_count, a page size of read_all(), is positive.
+CREATE FUNCTION eventstore.check_page_size(p_max_count integer)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_max_count IS NULL OR p_max_count < 1 THEN
+        RAISE EXCEPTION 'p_max_count must be a positive integer; got %', coalesce(p_max_count::text, 'NULL')
+            USING ERRCODE = 'ES002';
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.check_page_size(integer) IS
+'Internal: ES002 unless a read_all() page size is a positive integer.';
+
+-- One page of the feed after (p_after_key, p_after_id), below p_fence: the
+-- query of both read_all() overloads. A plain SQL function, which the
+-- planner inlines into their RETURN QUERY; one overload calling the other
+-- would store every page twice (each set-returning call keeps its rows).
+CREATE FUNCTION eventstore.feed_page(
+    p_after_key bigint,
+    p_after_id bigint,
+    p_fence bigint,
+    p_max_count integer,
+    p_event_types text[],
+    p_aggregate_types text[]
+)
+RETURNS TABLE (
+    id bigint,
+    event_id uuid,
+    aggregate_type text,
+    aggregate_id uuid,
+    event_type text,
+    event_version integer,
+    payload jsonb,
+    metadata jsonb,
+    occurred_at timestamptz,
+    feed_key bigint,
+    feed_position eventstore.feed_position
+)
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT
+        d.id, d.event_id, d.aggregate_type, d.aggregate_id, d.event_type, d.event_version,
+        d.payload, d.metadata, d.occurred_at, d.feed_key,
+        ROW(d.feed_key, d.id)::eventstore.feed_position
+    FROM eventstore.domain_events AS d
+    WHERE (d.feed_key, d.id) > (p_after_key, p_after_id)
+      AND d.feed_key < p_fence
+      AND (p_event_types IS NULL OR d.event_type = ANY(p_event_types))
+      AND (p_aggregate_types IS NULL OR d.aggregate_type = ANY(p_aggregate_types))
+    ORDER BY d.feed_key, d.id
+    LIMIT p_max_count;
+$$;
+
+COMMENT ON FUNCTION eventstore.feed_page(bigint, bigint, bigint, integer, text[], text[]) IS
+'Internal: one page of the feed after a position and below a fence, in feed order (the query of read_all()).';
+
 -- Purpose: the global feed. Rows come in (feed_key, id) order and only below
 -- the fence: the oldest transaction still running (plus the offset). Every
 -- transaction below the fence has ended, so nothing can commit behind a
@@ -56,17 +117,11 @@ STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-    v_offset bigint := eventstore.checked_feed_key_offset();
-    v_fence bigint := pg_snapshot_xmin(pg_current_snapshot())::text::bigint + v_offset;
     v_after_key bigint := -1;
     v_after_id bigint := 0;
 BEGIN
-    IF p_max_count IS NULL OR p_max_count < 1 THEN
-        RAISE EXCEPTION 'p_max_count must be a positive integer; got %', coalesce(p_max_count::text, 'NULL')
-            USING ERRCODE = 'ES002';
-    END IF;
+    PERFORM eventstore.check_page_size(p_max_count);
     -- Not "p_after IS NOT NULL": a row is NOT NULL only when every field is,
     -- so a half-NULL position would be read from the start instead of refused.
     IF NOT p_after IS NULL THEN
@@ -77,19 +132,10 @@ BEGIN
         v_after_key := (p_after).feed_key;
         v_after_id := (p_after).id;
     END IF;
-
     RETURN QUERY
-    SELECT
-        d.id, d.event_id, d.aggregate_type, d.aggregate_id, d.event_type, d.event_version,
-        d.payload, d.metadata, d.occurred_at, d.feed_key,
-        ROW(d.feed_key, d.id)::eventstore.feed_position
-    FROM eventstore.domain_events AS d
-    WHERE (d.feed_key, d.id) > (v_after_key, v_after_id)
-      AND d.feed_key < v_fence
-      AND (p_event_types IS NULL OR d.event_type = ANY(p_event_types))
-      AND (p_aggregate_types IS NULL OR d.aggregate_type = ANY(p_aggregate_types))
-    ORDER BY d.feed_key, d.id
-    LIMIT p_max_count;
+    SELECT * FROM eventstore.feed_page(
+        v_after_key, v_after_id, eventstore.feed_fence(), p_max_count, p_event_types, p_aggregate_types
+    );
 END;
 $$;
 
@@ -134,8 +180,13 @@ BEGIN
         RAISE EXCEPTION 'p_after is not a feed position: %', p_after
             USING ERRCODE = 'ES002', HINT = 'A feed position reads ''(feed_key,id)'', e.g. ''(1234,56)''.';
     END IF;
+    PERFORM eventstore.check_page_size(p_max_count);
     RETURN QUERY
-    SELECT * FROM eventstore.read_all(p_after::eventstore.feed_position, p_max_count, p_event_types, p_aggregate_types);
+    SELECT * FROM eventstore.feed_page(
+        coalesce((p_after::eventstore.feed_position).feed_key, -1),
+        coalesce((p_after::eventstore.feed_position).id, 0),
+        eventstore.feed_fence(), p_max_count, p_event_types, p_aggregate_types
+    );
 END;
 $$;
 

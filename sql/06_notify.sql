@@ -3,10 +3,11 @@
 -- transaction, so PostgreSQL folds repeated notifications into one.
 -- It is only a hint: consumers re-read the feed, which is the truth.
 
+-- No SET search_path (see next_transaction_id()): it fires inside the
+-- functions that insert events, which set it, once per append.
 CREATE FUNCTION eventstore.notify_append()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pg_notify('eventstore_events', pg_current_xact_id()::text);

@@ -133,7 +133,8 @@ SELECT is_empty(
         FROM pg_catalog.pg_proc AS p
         WHERE p.pronamespace = 'eventstore'::regnamespace
           AND p.proname IN (
-              'validate_append', 'stored_retry', 'checked_feed_key_offset', 'fold_identity', 'registered_type',
+              'validate_append', 'stored_retry', 'checked_feed_key_offset', 'check_page_size', 'feed_page',
+              'fold_identity', 'registered_type',
               'fold_state', 'typed_stream', 'save_snapshot', 'take_automatic_snapshot', 'hand_to_owner_of', 'owner_guard',
               'qualified_name', 'registered_projection', 'projection_wrapper',
               'refresh_inline_projections', 'validate_event_types', 'change_projection_state', 'projection_batch',
