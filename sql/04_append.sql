@@ -196,6 +196,7 @@ DECLARE
     v_last_version integer;
     v_stored integer;
     v_highest_key bigint;
+    v_lowest_free_key bigint;
     v_snapshot_every integer;
     v_has_event_ids boolean;
 BEGIN
@@ -203,19 +204,20 @@ BEGIN
     v_count := jsonb_array_length(p_events);
     v_has_event_ids := jsonb_path_exists(p_events, '$[*].event_id ? (@ != null)');
 
-    -- One statement reads the feed key offset, the highest stored key and the
-    -- type's snapshot interval: on this path a call per value costs more
+    -- One statement reads the feed key offset, the restore guard's inputs and
+    -- the type's snapshot interval: on this path a call per value costs more
     -- than the values.
     SELECT
         pg_current_xact_id()::text::bigint + s.feed_key_offset,
+        eventstore.next_transaction_id() + s.feed_key_offset,
         (SELECT max(d.feed_key) FROM eventstore.domain_events AS d),
         (SELECT t.snapshot_every FROM eventstore.aggregate_types AS t WHERE t.aggregate_type = p_aggregate_type)
-    INTO v_own_key, v_highest_key, v_snapshot_every
+    INTO v_own_key, v_lowest_free_key, v_highest_key, v_snapshot_every
     FROM eventstore.settings AS s;
-    -- Stored keys at or above our own are normal (younger transactions that
-    -- committed first); checked_feed_key_offset() tells them from a restore
-    -- into a new cluster, and raises ES006 for that.
-    IF v_highest_key >= v_own_key THEN
+    -- The test of checked_feed_key_offset(), which raises ES006 for it: a
+    -- stored key at or above every transaction id (plus the offset) means a
+    -- restore into a new cluster.
+    IF v_highest_key >= v_lowest_free_key THEN
         PERFORM eventstore.checked_feed_key_offset();
     END IF;
 

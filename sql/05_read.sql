@@ -93,6 +93,9 @@ COMMENT ON FUNCTION eventstore.feed_page(bigint, bigint, bigint, integer, text[]
 -- the fence: the oldest transaction still running (plus the offset). Every
 -- transaction below the fence has ended, so nothing can commit behind a
 -- reader's position later: the feed never skips, and never repeats.
+-- plan_cache_mode: the page query's plan is the same index scan for every
+-- position, but PostgreSQL would plan it again on every call (the custom
+-- plan's estimate beats the generic one's); that was 5% of a page.
 CREATE FUNCTION eventstore.read_all(
     p_after eventstore.feed_position DEFAULT NULL,
     p_max_count integer DEFAULT 1000,
@@ -116,6 +119,7 @@ LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_after_key bigint := -1;
@@ -169,6 +173,7 @@ LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     -- Two unsigned integers, each within bigint: anything else is ES002, not a
