@@ -107,7 +107,7 @@ demo-clean: ## stop and remove the demo cluster
 	$(PY) scripts/pgcluster.py stop --datadir .pgdata
 	rm -rf .pgdata
 
-# Its own throwaway cluster with durable settings; about 21 minutes on 2 cores.
+# Its own throwaway cluster with durable settings; about 24 minutes on 2 cores.
 # Knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY (see bench/README.md).
 bench: setup sql ## run the benchmarks (not part of make test) and write bench/results/
 	$(PY) bench/run.py
