@@ -17,6 +17,8 @@
 -- - Projection handler wrappers take a batch (eventstore.domain_events[]):
 --   run_projection() and rebuild_projection() switch rights once per batch.
 --   The wrappers of projections registered under 0.1.0 are regenerated below.
+-- - save_projection_checkpoint() refuses (ES002) a client that does not hold
+--   the projection and a position behind the checkpoint.
 
 -- sql/03_feed_key.sql
 -- The lowest transaction id that no visible row can carry: above every
@@ -1052,6 +1054,59 @@ COMMENT ON FUNCTION eventstore.rebuild_projection(text) IS
 'Resets a projection''s read model and replays the whole log through its handler in one transaction; returns the events replayed.
 Readers see the old read model until it commits. Inline projections hold appends back meanwhile. Progress: NOTICE per 10,000 events, eventstore.rebuild_progress().
 Errors: ES002 (external projection, no reset function), ES003.';
+
+-- External projections: move the checkpoint in the transaction that applied the events.
+CREATE OR REPLACE FUNCTION eventstore.save_projection_checkpoint(
+    p_name text,
+    p_position eventstore.feed_position,
+    p_events_applied integer
+)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_projection eventstore.projections := eventstore.registered_projection(p_name);
+BEGIN
+    IF p_position IS NULL OR (p_position).feed_key IS NULL OR (p_position).id IS NULL
+       OR p_events_applied IS NULL OR p_events_applied < 0 THEN
+        RAISE EXCEPTION 'p_position must be a full feed position and p_events_applied >= 0' USING ERRCODE = 'ES002';
+    END IF;
+    IF v_projection.mode <> 'external' THEN
+        RAISE EXCEPTION 'projection % is %, not external', p_name, v_projection.mode USING ERRCODE = 'ES002';
+    END IF;
+    -- Only the client that holds the projection may move its checkpoint: one
+    -- that does not would overwrite the holder's. SKIP LOCKED returns the row
+    -- when this transaction holds it (or nobody does: then it takes it), and
+    -- no row when another transaction holds it.
+    SELECT p.* INTO v_projection
+    FROM eventstore.projections AS p
+    WHERE p.name = p_name
+    FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'projection % is held by another client', p_name
+            USING ERRCODE = 'ES002',
+                  HINT = 'Call eventstore.lock_projection() first, in the same transaction, and go on only when it returns a row.';
+    END IF;
+    IF (p_position).feed_key < v_projection.checkpoint_feed_key
+       OR ((p_position).feed_key = v_projection.checkpoint_feed_key AND (p_position).id < v_projection.checkpoint_id) THEN
+        RAISE EXCEPTION 'p_position % is behind the checkpoint (%,%) of projection %',
+                        p_position, v_projection.checkpoint_feed_key, v_projection.checkpoint_id, p_name
+            USING ERRCODE = 'ES002',
+                  HINT = 'A checkpoint only moves forward; to replay the feed, unregister the projection and register it again.';
+    END IF;
+    UPDATE eventstore.projections AS p
+    SET checkpoint_feed_key = (p_position).feed_key,
+        checkpoint_id = (p_position).id,
+        events_applied = p.events_applied + p_events_applied,
+        updated_at = pg_catalog.now()
+    WHERE p.name = p_name;
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore.save_projection_checkpoint(text, eventstore.feed_position, integer) IS
+'For external projections: moves the checkpoint forward, in the transaction that applied the events and holds the projection (lock_projection). Errors: ES002 (also: held by another client, or behind the checkpoint), ES003.';
 
 -- The wrappers of projections registered under 0.1.0 take one event: replace
 -- them with batch wrappers, and regenerate the inline trigger that calls

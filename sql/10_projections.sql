@@ -756,6 +756,26 @@ BEGIN
     IF v_projection.mode <> 'external' THEN
         RAISE EXCEPTION 'projection % is %, not external', p_name, v_projection.mode USING ERRCODE = 'ES002';
     END IF;
+    -- Only the client that holds the projection may move its checkpoint: one
+    -- that does not would overwrite the holder's. SKIP LOCKED returns the row
+    -- when this transaction holds it (or nobody does: then it takes it), and
+    -- no row when another transaction holds it.
+    SELECT p.* INTO v_projection
+    FROM eventstore.projections AS p
+    WHERE p.name = p_name
+    FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'projection % is held by another client', p_name
+            USING ERRCODE = 'ES002',
+                  HINT = 'Call eventstore.lock_projection() first, in the same transaction, and go on only when it returns a row.';
+    END IF;
+    IF (p_position).feed_key < v_projection.checkpoint_feed_key
+       OR ((p_position).feed_key = v_projection.checkpoint_feed_key AND (p_position).id < v_projection.checkpoint_id) THEN
+        RAISE EXCEPTION 'p_position % is behind the checkpoint (%,%) of projection %',
+                        p_position, v_projection.checkpoint_feed_key, v_projection.checkpoint_id, p_name
+            USING ERRCODE = 'ES002',
+                  HINT = 'A checkpoint only moves forward; to replay the feed, unregister the projection and register it again.';
+    END IF;
     UPDATE eventstore.projections AS p
     SET checkpoint_feed_key = (p_position).feed_key,
         checkpoint_id = (p_position).id,
@@ -766,7 +786,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION eventstore.save_projection_checkpoint(text, eventstore.feed_position, integer) IS
-'For external projections: moves the checkpoint, in the transaction that applied the events. Errors: ES002, ES003.';
+'For external projections: moves the checkpoint forward, in the transaction that applied the events and holds the projection (lock_projection). Errors: ES002 (also: held by another client, or behind the checkpoint), ES003.';
 
 -- External projections: record that the handler failed on an event.
 CREATE FUNCTION eventstore.fail_projection(p_name text, p_position eventstore.feed_position, p_error text)

@@ -326,3 +326,28 @@ def test_rebuild_progress_is_visible_to_another_session_while_it_runs(
     assert orders_conn.execute(
         "SELECT state, rebuild_progress FROM eventstore.projection_status WHERE name = 'slow_rebuild'"
     ).fetchone() == ("running", None)
+
+
+def test_only_the_client_holding_an_external_projection_moves_its_checkpoint(dsn: str) -> None:
+    """A second client's save while the first holds the projection is refused (ES002), not waited for and applied."""
+    with psycopg.connect(dsn, autocommit=True) as setup:
+        setup.execute("SELECT eventstore.register_external_projection('mailer')")
+        setup.execute(
+            "SELECT eventstore.append_events('Mail', gen_random_uuid(), -1,"
+            ' \'[{"event_type": "MailQueued", "payload": {}}, {"event_type": "MailQueued", "payload": {}}]\')'
+        )
+        positions = [row[0] for row in setup.execute("SELECT feed_position::text FROM eventstore.read_all(NULL::text)")]
+    first, last = positions[0], positions[-1]
+    save = "SELECT eventstore.save_projection_checkpoint('mailer', %s::eventstore.feed_position, %s)"
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn) as other:
+        assert holder.execute("SELECT after::text FROM eventstore.lock_projection('mailer')").fetchone() == ("(-1,0)",)
+        # Before the check, the save waited for the holder and then overwrote its checkpoint.
+        other.execute("SET lock_timeout = '5s'")
+        with pytest.raises(psycopg.Error) as refused:
+            other.execute(save, [first, 1])
+        assert refused.value.sqlstate == "ES002"
+        other.rollback()
+        holder.execute(save, [last, 2])
+        holder.commit()
+    with psycopg.connect(dsn) as check:
+        assert check.execute("SELECT after::text FROM eventstore.lock_projection('mailer')").fetchone() == (last,)

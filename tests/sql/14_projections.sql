@@ -11,7 +11,7 @@ BEGIN;
 -- A failing handler and a skipped event raise WARNINGs by design, and pausing
 -- a paused projection a NOTICE: not what this file is about.
 SET LOCAL client_min_messages = error;
-SELECT plan(171);
+SELECT plan(173);
 
 CREATE SCHEMA test_projections;
 
@@ -1069,6 +1069,18 @@ SELECT results_eq(
     $$SELECT after, state FROM eventstore.lock_projection('ext')$$,
     $$VALUES (pg_temp.ev_position('d'), 'running')$$,
     'lock_projection returns the saved checkpoint'
+);
+SELECT throws_ok(
+    $$
+        SELECT eventstore.save_projection_checkpoint(
+            'ext', ROW((pg_temp.ev_position('d')).feed_key, 1)::eventstore.feed_position, 1
+        )
+    $$,
+    'ES002', NULL, 'save_projection_checkpoint refuses a position behind the checkpoint'
+);
+SELECT lives_ok(
+    $$SELECT eventstore.save_projection_checkpoint('ext', pg_temp.ev_position('d'), 0)$$,
+    'save_projection_checkpoint accepts the checkpoint itself again (a batch that applied nothing)'
 );
 SELECT results_eq(
     $$SELECT state, position, lag, events_applied FROM eventstore.projection_status WHERE name = 'ext'$$,
