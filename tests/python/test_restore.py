@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,13 @@ AS $$ SELECT jsonb_build_object('count', (p_state ->> 'count')::int + 1) $$;
 SELECT eventstore.register_aggregate_type('Counter', 'public.count_fold(jsonb, eventstore.domain_events)',
                                           '{"count": 0}', 10);
 """
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as an operator runs it."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "pg-eventstore"), *args], capture_output=True, text=True, check=False
+    )
 
 
 def env_for(dsn: str) -> dict[str, str]:
@@ -105,8 +113,13 @@ def test_restore_into_a_new_cluster_resumes_the_feed_after_after_restore(dsn: st
                 store.read_all(checkpoint)
             with pytest.raises(RestoreNotFinishedError):
                 append_some(store, 1)
-            conn.execute("SELECT eventstore.after_restore()")
-            conn.execute("SELECT eventstore.after_restore()")  # idempotent
+            lifted = cli("after-restore", "--dsn", new_dsn)
+            assert lifted.returncode == 0, lifted.stderr
+            assert "feed key offset raised from 0 to" in lifted.stderr
+            again = cli("after-restore", "--dsn", new_dsn)  # idempotent
+            assert again.returncode == 0, again.stderr
+            assert "nothing to do" in again.stderr
+            assert again.stdout.split()[-1] == lifted.stdout.split()[-1]
 
             resumed = [e.event_id for e in store.read_all(checkpoint, 10_000)]
             last = store.read_all(checkpoint, 10_000)[-1].feed_position

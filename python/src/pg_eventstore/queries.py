@@ -49,6 +49,8 @@ PRUNE_SNAPSHOTS = "SELECT eventstore.prune_snapshots(%(aggregate_type)s, %(keep)
 
 SCHEMA_INSTALLED = "SELECT to_regclass('eventstore.schema_migrations') IS NOT NULL"
 
+AFTER_RESTORE = "SELECT eventstore.after_restore()"
+
 INSTALLED_AS_EXTENSION = "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'eventstore')"
 
 # Highest version by its numeric parts ('0.10.0' > '0.9.0'): one upgrade transaction records several.

@@ -14,6 +14,7 @@ from pg_eventstore.cli._common import (
     cell,
     connect,
     console,
+    err_console,
     error_line,
     reported_errors,
     require_schema,
@@ -42,6 +43,24 @@ def upgrade(dsn: DsnOption) -> None:
         console.print(f"upgraded eventstore {change.before} -> {change.after} ({', '.join(change.applied)})")
     else:
         console.print(f"eventstore {change.after} is up to date")
+
+
+def after_restore(dsn: DsnOption) -> None:
+    """After restoring a dump into a new cluster: lift the feed key offset above every restored key.
+
+    Until it runs, appends and reads of the feed fail with ES006 (the new cluster's transaction ids are
+    behind the restored feed keys). Idempotent; prints the offset. Needs eventstore_admin.
+    """
+    with connect(dsn, autocommit=False) as conn:
+        require_schema(conn)
+        notes: list[str] = []
+        conn.add_notice_handler(lambda notice: notes.append(str(notice.message_primary)))
+        with reported_errors():
+            row = conn.execute(queries.AFTER_RESTORE).fetchone()
+            conn.commit()
+    for note in notes:
+        err_console.print(note)
+    console.print(f"feed key offset: {row[0] if row else 'unknown'}")
 
 
 def version() -> None:
