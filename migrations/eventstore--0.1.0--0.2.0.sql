@@ -293,35 +293,24 @@ BEGIN
         PERFORM eventstore.checked_feed_key_offset();
     END IF;
 
-    -- Expected version -1 means a new aggregate: creating its stream row is
-    -- the whole check. When the row exists, the look-up below sorts it out
-    -- (a retry, or ES001).
-    IF p_expected_version = -1 THEN
-        v_occurred_at := clock_timestamp();
-        INSERT INTO eventstore.streams AS s (aggregate_id, aggregate_type, version, last_feed_key, last_occurred_at)
-        VALUES (p_aggregate_id, p_aggregate_type, v_count - 1, v_own_key, v_occurred_at)
-        ON CONFLICT (aggregate_id) DO NOTHING;
-        IF FOUND THEN
-            v_first_version := 0;
-            v_key := v_own_key;
-        END IF;
-    END IF;
-
-    IF v_first_version IS NULL THEN
+    -- Look up and lock the stream row, unless the call says the aggregate is
+    -- new (-1): then creating the row is the whole check, and a conflict
+    -- sends it to the look-up after all (a retry, or ES001).
+    IF p_expected_version IS DISTINCT FROM -1 THEN
         SELECT s.* INTO v_stream
         FROM eventstore.streams AS s
         WHERE s.aggregate_id = p_aggregate_id
         FOR UPDATE;
-    END IF;
-
-    IF v_first_version IS NULL AND v_stream.aggregate_id IS NULL THEN
-        IF p_expected_version >= 0 THEN
+        IF NOT FOUND AND p_expected_version >= 0 THEN
             RAISE EXCEPTION 'aggregate % does not exist, expected version %', p_aggregate_id, p_expected_version
                 USING ERRCODE = 'ES001',
                       DETAIL = format('stream %s, expected version %s, actual version -1 (no events)',
                                       p_aggregate_id, p_expected_version),
                       HINT = 'Use expected version -1 to create an aggregate.';
         END IF;
+    END IF;
+
+    IF v_stream.aggregate_id IS NULL THEN
         -- A new aggregate: its first key is our own.
         v_key := v_own_key;
         v_occurred_at := clock_timestamp();
@@ -331,8 +320,8 @@ BEGIN
         IF FOUND THEN
             v_first_version := 0;
         ELSE
-            -- Another transaction created it since our look-up; it has
-            -- committed now, so treat the aggregate as existing.
+            -- It exists: created before this call (-1 skipped the look-up), or
+            -- by another transaction since our look-up, which has committed now.
             SELECT s.* INTO STRICT v_stream
             FROM eventstore.streams AS s
             WHERE s.aggregate_id = p_aggregate_id
