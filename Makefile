@@ -21,7 +21,7 @@ SQL_SOURCES := $(sort $(wildcard sql/*.sql))
 INSTALL_SCRIPT := build/eventstore.sql
 PACKAGE_SQL := python/src/pg_eventstore/sql
 
-.PHONY: help setup packages venv sql install test lint test-in-cluster extension-for-tests soak demo demo-clean bench dist clean
+.PHONY: help setup packages venv sql generate install test lint test-in-cluster extension-for-tests soak demo demo-clean bench dist clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -61,10 +61,15 @@ install: packages $(INSTALL_SCRIPT) ## install as the extension `eventstore` (PG
 	cp pgxs.mk build/Makefile
 	$(MAKE) -C build PG_CONFIG=$(PG_CONFIG) VERSION=$(VERSION) install
 
-lint: venv ## sqlfluff, ruff, mypy
+# The sync client and its tests are generated from their asyncio sources (the pairs are listed in the tool).
+generate: venv ## write the sync modules and tests from their async sources (tools/async_to_sync.py)
+	$(PY) tools/async_to_sync.py
+
+lint: venv ## sqlfluff, ruff, mypy, and no stale generated sync module
 	$(VENV)/bin/sqlfluff lint --processes 2 sql migrations tests/sql examples
-	$(VENV)/bin/ruff check python scripts tests examples bench
-	$(VENV)/bin/ruff format --check python scripts tests examples bench
+	$(PY) tools/async_to_sync.py --check
+	$(VENV)/bin/ruff check python scripts tests examples bench tools
+	$(VENV)/bin/ruff format --check python scripts tests examples bench tools
 	$(VENV)/bin/mypy
 
 test: setup extension-for-tests lint ## lint, pgTAP and pytest against a throwaway cluster

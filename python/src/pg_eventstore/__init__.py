@@ -7,18 +7,32 @@ feed, aggregates, projections); this package is a thin, typed client for it.
 from importlib.metadata import version as _version
 
 from pg_eventstore.aggregate import Aggregate, AggregateRepository, AsyncAggregateRepository, DomainError
+from pg_eventstore.async_projections import AsyncProjections, AsyncProjectionWorker, AsyncPythonProjection
 from pg_eventstore.async_store import AsyncEventStore
 from pg_eventstore.errors import (
     ConcurrencyError,
     EventIdConflictError,
     EventStoreError,
     ImmutableEventError,
+    InsufficientPrivilegeError,
     InvalidEventError,
     RestoreNotFinishedError,
     UnknownTypeError,
 )
-from pg_eventstore.models import AggregateState, EventCount, FeedPosition, HistoryEntry, NewEvent, RecordedEvent
-from pg_eventstore.projections import ProjectionWorker, PythonProjection
+from pg_eventstore.models import (
+    AggregateState,
+    EventCount,
+    FeedPosition,
+    HistoryEntry,
+    NewEvent,
+    OpenTransaction,
+    PreparedTransaction,
+    ProjectionInfo,
+    ProjectionStatus,
+    RecordedEvent,
+    StoreStatus,
+)
+from pg_eventstore.projections import Projections, ProjectionWorker, PythonProjection
 from pg_eventstore.store import ANY_VERSION, NO_STREAM, EventStore
 
 __version__ = _version("pg_eventstore")
@@ -31,6 +45,9 @@ __all__ = [
     "AggregateState",
     "AsyncAggregateRepository",
     "AsyncEventStore",
+    "AsyncProjectionWorker",
+    "AsyncProjections",
+    "AsyncPythonProjection",
     "ConcurrencyError",
     "DomainError",
     "EventCount",
@@ -40,11 +57,18 @@ __all__ = [
     "FeedPosition",
     "HistoryEntry",
     "ImmutableEventError",
+    "InsufficientPrivilegeError",
     "InvalidEventError",
     "NewEvent",
+    "OpenTransaction",
+    "PreparedTransaction",
+    "ProjectionInfo",
+    "ProjectionStatus",
     "ProjectionWorker",
+    "Projections",
     "PythonProjection",
     "RecordedEvent",
     "RestoreNotFinishedError",
+    "StoreStatus",
     "UnknownTypeError",
 ]

@@ -1,13 +1,13 @@
-"""AsyncEventStore: EventStore's API for asyncio, over an async connection or pool.
+"""AsyncEventStore: append to and read from the eventstore schema over a psycopg connection or pool.
 
-Transactions work as in EventStore: with a connection you own the
-transaction; with a pool every call is its own transaction.
+With a connection you own the transaction: calls run in it, and you commit
+(or use autocommit=True). With a pool every call is its own transaction.
+This module is the source of both clients: store.py (EventStore) is
+generated from it by tools/async_to_sync.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -19,8 +19,23 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from pg_eventstore import queries
-from pg_eventstore.errors import wrap_errors
-from pg_eventstore.models import AggregateState, EventCount, FeedPosition, HistoryEntry, RecordedEvent
+from pg_eventstore._acompat import AEvent
+from pg_eventstore.async_follow import STOP_CHECK, follow
+from pg_eventstore.errors import EventStoreError, from_psycopg, wrap_errors
+from pg_eventstore.models import (
+    ANY_VERSION,
+    NO_STREAM,
+    AggregateState,
+    EventCount,
+    FeedPosition,
+    HistoryEntry,
+    NewEvent,
+    OpenTransaction,
+    PreparedTransaction,
+    ProjectionStatus,
+    RecordedEvent,
+    StoreStatus,
+)
 from pg_eventstore.params import (
     EventLike,
     PositionLike,
@@ -33,7 +48,6 @@ from pg_eventstore.params import (
     register_params,
     state_at_query,
 )
-from pg_eventstore.store import STOP_CHECK
 
 
 class AsyncEventStore:
@@ -50,7 +64,7 @@ class AsyncEventStore:
         else:
             yield self._source
 
-    async def _rows(self, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _rows(self, query: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         async with self._connection() as conn:
             with wrap_errors():
                 async with conn.cursor(row_factory=dict_row) as cur:
@@ -60,7 +74,7 @@ class AsyncEventStore:
     async def _fetch(self, query: Any, params: dict[str, Any]) -> list[RecordedEvent]:
         return [RecordedEvent.from_row(row) for row in await self._rows(query, params)]
 
-    async def _scalar(self, query: Any, params: dict[str, Any]) -> Any:
+    async def _scalar(self, query: Any, params: dict[str, Any] | None = None) -> Any:
         async with self._connection() as conn:
             with wrap_errors():
                 async with conn.cursor() as cur:
@@ -80,7 +94,13 @@ class AsyncEventStore:
         *,
         expected_version: int | None,
     ) -> list[RecordedEvent]:
-        """Append events atomically; see EventStore.append."""
+        """Append events atomically; returns the stored events in version order.
+
+        expected_version: NO_STREAM (-1) for a new aggregate, N when its current
+        version must be N, ANY_VERSION (None) for no check. Raises
+        ConcurrencyError on a mismatch. Events that carry event_ids make the
+        call safe to retry: a retry of a stored call returns the stored events.
+        """
         return await self._fetch(queries.APPEND, append_params(aggregate_type, aggregate_id, events, expected_version))
 
     async def load_events(self, aggregate_id: uuid.UUID, from_version: int = 0) -> list[RecordedEvent]:
@@ -105,13 +125,23 @@ class AsyncEventStore:
         initial_state: Mapping[str, Any] | None = None,
         snapshot_every: int = 50,
     ) -> None:
-        """Register (or re-register) the SQL fold of an aggregate type; see EventStore.register_aggregate_type."""
+        """Register (or re-register) the SQL fold of an aggregate type.
+
+        fold names the function as regprocedure text, e.g.
+        'orders.order_fold(jsonb, eventstore.domain_events)'. initial_state
+        (default {}) is the state before the first event; snapshots are taken
+        every snapshot_every versions (0: never automatically). Raises
+        InvalidEventError (ES002) for a bad signature or argument.
+        """
         await self._scalar(
             queries.REGISTER_AGGREGATE_TYPE, register_params(aggregate_type, fold, initial_state, snapshot_every)
         )
 
     async def load_aggregate(self, aggregate_type: str, aggregate_id: uuid.UUID) -> AggregateState | None:
-        """The aggregate's current state as its registered fold computes it; None when it has no events."""
+        """The aggregate's current state as its registered fold computes it; None when it has no events.
+
+        Raises UnknownTypeError (ES003) when the type is not registered.
+        """
         return await self._state(queries.LOAD_AGGREGATE, aggregate_params(aggregate_type, aggregate_id))
 
     async def state_at(
@@ -122,7 +152,12 @@ class AsyncEventStore:
         at: datetime | None = None,
         version: int | None = None,
     ) -> AggregateState | None:
-        """The aggregate's state as of a moment or right after a version; see EventStore.state_at."""
+        """The aggregate's state as of a moment or right after a version; give exactly one of at and version.
+
+        at (timezone-aware): after the last event that occurred at or before
+        it. None before the first event, past the last version, or for an
+        unknown aggregate.
+        """
         return await self._state(*state_at_query(aggregate_type, aggregate_id, at, version))
 
     async def aggregate_history(self, aggregate_id: uuid.UUID) -> list[HistoryEntry]:
@@ -131,12 +166,18 @@ class AsyncEventStore:
         return [HistoryEntry.from_row(row) for row in rows]
 
     async def event_counts(self, from_: datetime | None, to: datetime | None, bucket: str = "day") -> list[EventCount]:
-        """Events per time bucket and event type in [from_, to); see EventStore.event_counts."""
+        """Events per time bucket (minute, hour, day, week, month, year) and event type in [from_, to).
+
+        None bounds are open. Newest bucket first.
+        """
         rows = await self._rows(queries.EVENT_COUNTS, event_counts_params(from_, to, bucket))
         return [EventCount.from_row(row) for row in rows]
 
     async def take_snapshot(self, aggregate_type: str, aggregate_id: uuid.UUID) -> int | None:
-        """Snapshot the aggregate's current state now; returns the version snapshotted."""
+        """Snapshot the aggregate's current state now; returns the version snapshotted.
+
+        Raises InvalidEventError (ES002) when the aggregate does not exist.
+        """
         version: int | None = await self._scalar(queries.TAKE_SNAPSHOT, aggregate_params(aggregate_type, aggregate_id))
         return version
 
@@ -145,24 +186,81 @@ class AsyncEventStore:
         deleted: int = await self._scalar(queries.PRUNE_SNAPSHOTS, prune_params(aggregate_type, keep))
         return deleted
 
-    @asynccontextmanager
-    async def _listening_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A connection of the subscription's own, in autocommit so notifications arrive between reads."""
-        if isinstance(self._source, AsyncConnectionPool):
-            async with self._source.connection() as conn:
-                autocommit = conn.autocommit
-                await conn.set_autocommit(True)
-                try:
-                    yield conn
-                finally:
-                    # Hand the connection back to the pool as it was lent.
-                    if not conn.closed:
-                        await conn.execute("UNLISTEN *")
-                        await conn.set_autocommit(autocommit)
-        else:
-            info = self._source.info
-            async with await psycopg.AsyncConnection.connect(info.dsn, password=info.password, autocommit=True) as conn:
-                yield conn
+    async def latest_snapshot_version(self, aggregate_type: str, aggregate_id: uuid.UUID) -> int | None:
+        """The version of the aggregate's latest snapshot; None when it has none."""
+        version: int | None = await self._scalar(
+            queries.LATEST_SNAPSHOT, aggregate_params(aggregate_type, aggregate_id)
+        )
+        return version
+
+    async def database_time(self) -> datetime:
+        """The database server's clock now (clock_timestamp()), e.g. to query state_at a moment it stamped."""
+        moment: datetime = await self._scalar(queries.DATABASE_CLOCK)
+        return moment
+
+    async def installed_version(self) -> str | None:
+        """The schema version installed in the database, None when there is none."""
+        if not await self._scalar(queries.SCHEMA_INSTALLED):
+            return None
+        version = await self._scalar(queries.INSTALLED_VERSION)
+        return None if version is None else str(version)
+
+    async def feed_fence(self) -> int:
+        """The feed key below which every event is committed (read_all returns only those).
+
+        Raises RestoreNotFinishedError (ES006) after a restore into a new cluster until after_restore().
+        """
+        fence: int = await self._scalar(queries.FEED_FENCE)
+        return fence
+
+    async def after_restore(self) -> int:
+        """After restoring a dump into a new cluster: lift the feed key offset above every restored key.
+
+        Idempotent; returns the offset. Needs eventstore_admin. The database
+        explains what it did in NOTICEs (add a notice handler to see them).
+        """
+        offset: int = await self._scalar(queries.AFTER_RESTORE)
+        return offset
+
+    async def status(self) -> StoreStatus:
+        """The installed version, counts, the feed fence, every projection, and what holds the fence back.
+
+        Raises EventStoreError when the schema is not installed. A fence that
+        cannot be computed (ES006 after a restore) does not fail the call: it is
+        reported in feed_fence_error.
+        """
+        installed = await self.installed_version()
+        if installed is None:
+            raise EventStoreError(
+                "the eventstore schema is not installed in this database",
+                hint="install it: pg-eventstore install, or pg_eventstore.schema.install(conn)",
+            )
+        counts = (await self._rows(queries.STORE_COUNTS))[0]
+        projections = await self._rows(queries.PROJECTION_STATUS, {"name": None})
+        oldest = await self._rows(queries.OLDEST_TRANSACTIONS, {"limit": 1})
+        prepared = await self._rows(queries.PREPARED_TRANSACTIONS)
+        fence: int | None = None
+        fence_error: Exception | None = None
+        async with self._connection() as conn:
+            try:
+                # A savepoint (or its own transaction): a refusal leaves the caller's transaction usable.
+                async with conn.transaction():
+                    row = await (await conn.execute(queries.FEED_FENCE)).fetchone()
+                    fence = None if row is None else int(row[0])
+            except psycopg.Error as error:
+                fence_error = from_psycopg(error) or error
+        return StoreStatus(
+            installed_version=installed,
+            events=counts["events"],
+            aggregates=counts["aggregates"],
+            aggregate_types=counts["aggregate_types"],
+            snapshots=counts["snapshots"],
+            feed_fence=fence,
+            feed_fence_error=fence_error,
+            projections=[ProjectionStatus.from_row(row) for row in projections],
+            oldest_transaction=OpenTransaction.from_row(oldest[0]) if oldest else None,
+            prepared_transactions=[PreparedTransaction.from_row(row) for row in prepared],
+        )
 
     async def subscribe(
         self,
@@ -173,39 +271,37 @@ class AsyncEventStore:
         aggregate_types: Sequence[str] | None = None,
         poll_interval: float = 5.0,
         reconnect_delay: float = 1.0,
-        stop: asyncio.Event | None = None,
+        stop: AEvent | None = None,
     ) -> AsyncIterator[RecordedEvent]:
-        """Every event of the feed after `after`, then new ones as they commit; see EventStore.subscribe."""
+        """Every event of the feed after `after`, then new ones as they commit, forever (or until `stop` is set).
+
+        LISTENs for the append wake-up and re-reads the feed, polling every
+        poll_interval seconds as a fallback. On a lost connection it
+        reconnects and resumes after the last event it yielded. Store
+        event.feed_position to resume later.
+        """
         position: FeedPosition | str | None = after
-        stopped = stop if stop is not None else asyncio.Event()
-        while not stopped.is_set():
-            try:
-                async with self._listening_connection() as conn:
-                    await conn.execute(queries.LISTEN)
-                    while not stopped.is_set():
-                        with wrap_errors():
-                            async with conn.cursor(row_factory=dict_row) as cur:
-                                await cur.execute(
-                                    queries.READ_ALL,
-                                    read_all_params(position, batch_size, event_types, aggregate_types),
-                                )
-                                batch = [RecordedEvent.from_row(row) for row in await cur.fetchall()]
-                        for event in batch:
-                            position = event.feed_position
-                            yield event
-                            if stopped.is_set():
-                                return
-                        if len(batch) < batch_size:
-                            await _wait_for_wake_up(conn, poll_interval, stopped)
-            except psycopg.OperationalError:
-                if stopped.is_set():
-                    return
-                await asyncio.sleep(reconnect_delay)
+
+        async def next_page(conn: psycopg.AsyncConnection[Any]) -> tuple[list[RecordedEvent], bool]:
+            nonlocal position
+            with wrap_errors():
+                async with conn.cursor(row_factory=dict_row) as cur:
+                    await cur.execute(
+                        queries.READ_ALL, read_all_params(position, batch_size, event_types, aggregate_types)
+                    )
+                    page = [RecordedEvent.from_row(row) for row in await cur.fetchall()]
+            if page:
+                position = page[-1].feed_position
+            return page, len(page) < batch_size
+
+        async for event in follow(
+            self._source,
+            next_page,
+            poll_interval=poll_interval,
+            reconnect_delay=reconnect_delay,
+            stop=stop if stop is not None else AEvent(),
+        ):
+            yield event
 
 
-async def _wait_for_wake_up(conn: psycopg.AsyncConnection[Any], poll_interval: float, stopped: asyncio.Event) -> None:
-    """Until a notification arrives, poll_interval passes, or stop is set (checked every STOP_CHECK seconds)."""
-    deadline = time.monotonic() + poll_interval
-    while not stopped.is_set() and (remaining := deadline - time.monotonic()) > 0:
-        async for _ in conn.notifies(timeout=min(remaining, STOP_CHECK), stop_after=1):
-            return
+__all__ = ["ANY_VERSION", "NO_STREAM", "STOP_CHECK", "AsyncEventStore", "NewEvent"]

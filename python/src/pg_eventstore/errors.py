@@ -1,7 +1,8 @@
 """Exceptions, and the one place where SQLSTATE codes become them.
 
-Every error the database raises with an ES code surfaces as a subclass of
-EventStoreError; other database errors pass through as psycopg errors.
+Every error the database raises with an ES code, and insufficient privilege
+(42501), surfaces as a subclass of EventStoreError; other database errors
+pass through as psycopg errors.
 """
 
 from __future__ import annotations
@@ -80,6 +81,24 @@ class RestoreNotFinishedError(EventStoreError):
     sqlstate = "ES006"
 
 
+class InsufficientPrivilegeError(EventStoreError):
+    """42501: the session's role lacks a grant the call needs.
+
+    The database's own hint is kept when it sends one; otherwise the hint names
+    the three roles, since a missing role grant is by far the usual cause.
+    """
+
+    sqlstate = "42501"
+    ROLES_HINT = (
+        "grant the login role the eventstore role the call needs: eventstore_reader (read the log and the"
+        " status), eventstore_writer (also append and run projections) or eventstore_admin (also register"
+        " aggregate types and projections, rebuild, after_restore)"
+    )
+
+    def __init__(self, message: str, *, detail: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, detail=detail, hint=hint or self.ROLES_HINT)
+
+
 ERRORS_BY_SQLSTATE: dict[str, type[EventStoreError]] = {
     cls.sqlstate: cls
     for cls in (
@@ -89,13 +108,14 @@ ERRORS_BY_SQLSTATE: dict[str, type[EventStoreError]] = {
         ImmutableEventError,
         EventIdConflictError,
         RestoreNotFinishedError,
+        InsufficientPrivilegeError,
     )
     if cls.sqlstate is not None
 }
 
 
 def from_psycopg(error: psycopg.Error) -> EventStoreError | None:
-    """The EventStoreError for a database error with an ES code, else None."""
+    """The EventStoreError for a database error with an ES code or 42501, else None."""
     diag = error.diag
     cls = ERRORS_BY_SQLSTATE.get(diag.sqlstate or "")
     if cls is None:
@@ -105,7 +125,7 @@ def from_psycopg(error: psycopg.Error) -> EventStoreError | None:
 
 @contextmanager
 def wrap_errors() -> Iterator[None]:
-    """Re-raise database errors with an ES code as their EventStoreError."""
+    """Re-raise database errors with an ES code (or 42501) as their EventStoreError."""
     try:
         yield
     except psycopg.Error as error:

@@ -11,6 +11,10 @@ from typing import Any
 
 JsonObject = dict[str, Any]
 
+# Expected versions with a name: the aggregate must not exist yet / no check.
+NO_STREAM = -1
+ANY_VERSION = None
+
 _POSITION = re.compile(r"^\((-?\d+),(-?\d+)\)$")
 
 
@@ -132,3 +136,118 @@ class EventCount:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> EventCount:
         return cls(bucket=row["bucket"], event_type=row["event_type"], event_count=row["event_count"])
+
+
+@dataclass(frozen=True)
+class ProjectionInfo:
+    """A projection's registration: its handler and reset function (None for external ones) and event types."""
+
+    name: str
+    mode: str
+    handler: str | None
+    reset: str | None
+    event_types: list[str] | None
+    registered_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ProjectionInfo:
+        return cls(
+            name=row["name"],
+            mode=row["mode"],
+            handler=row["handler"],
+            reset=row["reset"],
+            event_types=row["event_types"],
+            registered_at=row["registered_at"],
+        )
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    """A projection at work, as eventstore.projection_status shows it.
+
+    An inline projection runs inside every append and has no checkpoint of
+    its own: its position and events_applied are None (and lag may be), so
+    format them as "-" or similar, never as a number.
+    """
+
+    name: str
+    mode: str
+    state: str
+    position: FeedPosition | None
+    lag: int | None
+    events_applied: int | None
+    last_error: str | None
+    failed_event_id: int | None
+    rebuild_progress: str | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ProjectionStatus:
+        position = row["position"]
+        return cls(
+            name=row["name"],
+            mode=row["mode"],
+            state=row["state"],
+            position=None if position is None else FeedPosition.parse(position),
+            lag=row["lag"],
+            events_applied=row["events_applied"],
+            last_error=row["last_error"],
+            failed_event_id=row["failed_event_id"],
+            rebuild_progress=row["rebuild_progress"],
+            updated_at=row["updated_at"],
+        )
+
+
+@dataclass(frozen=True)
+class OpenTransaction:
+    """A transaction holding a transaction id, in any database of the cluster: the feed fence cannot pass it."""
+
+    pid: int
+    database: str | None
+    user_name: str | None
+    xid: str
+    xid_age: int
+    xact_start: datetime | None
+    state: str | None
+    query: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> OpenTransaction:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class PreparedTransaction:
+    """A prepared (two-phase) transaction: it holds its transaction id, and the fence, until it is finished."""
+
+    gid: str
+    database: str
+    owner: str
+    xid: str
+    xid_age: int
+    prepared: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PreparedTransaction:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """What `pg-eventstore status` shows: the installed schema, counts, the feed fence, projections, and
+    the transactions that hold the fence back.
+
+    feed_fence is None when it cannot be computed; feed_fence_error then says why
+    (RestoreNotFinishedError, ES006, after a restore into a new cluster).
+    """
+
+    installed_version: str
+    events: int
+    aggregates: int
+    aggregate_types: int
+    snapshots: int
+    feed_fence: int | None
+    feed_fence_error: Exception | None
+    projections: list[ProjectionStatus]
+    oldest_transaction: OpenTransaction | None
+    prepared_transactions: list[PreparedTransaction]

@@ -1,40 +1,58 @@
-"""Running projections from Python.
+# Generated from async_projections.py by tools/async_to_sync.py; do not edit (run `make generate`).
+"""Projections from Python: the admin API, Python handlers, and the worker that runs them.
 
-- ProjectionWorker runs async projections (handlers in the database) and
-  Python projections (handlers here) continuously: it LISTENs for the append
-  wake-up, runs batches until every projection is caught up, polls as a
-  fallback, reconnects when the connection drops, and stops after the
-  current batch on SIGINT/SIGTERM or when its stop event is set.
-- PythonProjection is a handler written in Python with its checkpoint in the
-  database (eventstore.projections, mode 'external'). Each batch runs in one
-  transaction that also moves the checkpoint, so database side effects made
-  on the given connection happen exactly once per event; effects outside
-  the database (HTTP calls, queues) happen at least once: a batch that fails
-  or is cut off is applied again.
+- Projections registers projections, runs and rebuilds them (with a
+  progress callback), shows their status, and pauses, resumes, retries or
+  skips them: everything an operator (or the command line) does.
+- PythonProjection is a handler written in Python with its checkpoint
+  in the database (eventstore.projections, mode 'external'). Each batch runs
+  in one transaction that also moves the checkpoint, so database side
+  effects made on the given connection happen exactly once per event;
+  effects outside the database (HTTP calls, queues) happen at least once: a
+  batch that fails or is cut off is applied again. Only what the handler
+  raises is a handler failure; an error of the library's own SQL propagates.
+- ProjectionWorker runs async projections (handlers in the database)
+  and Python projections continuously on the one follow loop (follow.py):
+  it wakes up on appends, runs batches until every projection is caught up,
+  polls as a fallback, reconnects, and stops after the current batch on
+  SIGINT/SIGTERM or when its stop event is set.
+
+This module is the source of projections.py (Projections, PythonProjection,
+ProjectionWorker), generated from it by tools/async_to_sync.py.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 
 from pg_eventstore import queries
-from pg_eventstore.errors import wrap_errors
-from pg_eventstore.models import RecordedEvent
+from pg_eventstore._acompat import Event
+from pg_eventstore.errors import UnknownTypeError, wrap_errors
+from pg_eventstore.follow import Source, follow
+from pg_eventstore.models import ProjectionInfo, ProjectionStatus, RecordedEvent
 from pg_eventstore.params import read_all_params
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[psycopg.Connection[Any], RecordedEvent], None]
+
+# A rebuild's progress: (events replayed so far, events to replay).
+Progress = Callable[[int, int], None]
+
+# rebuild_projection() reports progress in a NOTICE per batch: DETAIL 'done=N total=M'.
+_PROGRESS = re.compile(r"done=(?P<done>\d+) total=(?P<total>\d+)")
 
 
 @dataclass(frozen=True)
@@ -46,23 +64,162 @@ class PythonProjection:
     event_types: Sequence[str] | None = None
 
 
+class _HandlerFailed(Exception):
+    """Carries a handler's error out of the batch's transaction (rolling it back)."""
+
+    def __init__(self, failure: str) -> None:
+        super().__init__(failure)
+        self.failure = failure
+
+
+class Projections:
+    """The projections of one database: register, run, rebuild, status, and an operator's controls.
+
+    Over a connection (calls run in your transaction) or a pool (each call is
+    its own transaction). Registration and rebuild need eventstore_admin;
+    running needs eventstore_writer; status needs eventstore_reader.
+    """
+
+    def __init__(self, source: psycopg.Connection[Any] | ConnectionPool[Any]) -> None:
+        self._source = source
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        if isinstance(self._source, ConnectionPool):
+            with self._source.connection() as conn:
+                yield conn
+        else:
+            yield self._source
+
+    def _rows(self, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._connection() as conn, wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+
+    def _scalar(self, query: Any, params: dict[str, Any]) -> Any:
+        rows = self._rows(query, params)
+        return next(iter(rows[0].values())) if rows else None
+
+    def register(
+        self,
+        name: str,
+        handler: str,
+        *,
+        event_types: Sequence[str] | None = None,
+        mode: str = "inline",
+        reset: str | None = None,
+    ) -> None:
+        """Register (or re-register) a projection with a handler in the database.
+
+        handler and reset are regprocedure text, e.g. 'orders.project_order(eventstore.domain_events)'
+        and 'orders.reset_order_projections()'. mode 'inline' runs it in every appending transaction;
+        'async' runs it through run() or a worker. Raises InvalidEventError (ES002) for a bad argument.
+        """
+        params = {"name": name, "handler": handler, "event_types": _types(event_types), "mode": mode, "reset": reset}
+        self._rows(queries.REGISTER_PROJECTION, params)
+
+    def register_python(self, projection: PythonProjection) -> None:
+        """Register (idempotently) a Python projection's checkpoint: an admin's step, done once before
+        workers (eventstore_writer is enough for those) run it."""
+        params = {"name": projection.name, "event_types": _types(projection.event_types)}
+        self._rows(queries.REGISTER_EXTERNAL_PROJECTION, params)
+
+    def unregister(self, name: str) -> None:
+        """Remove a projection (its read model is left as it is). Raises UnknownTypeError (ES003)."""
+        self._rows(queries.UNREGISTER_PROJECTION, {"name": name})
+
+    def registered(self) -> list[ProjectionInfo]:
+        """Every registered projection, by name."""
+        return [ProjectionInfo.from_row(row) for row in self._rows(queries.LIST_PROJECTIONS, {})]
+
+    def exists(self, name: str) -> bool:
+        """Whether a projection of this name is registered."""
+        return bool(self._scalar(queries.PROJECTION_REGISTERED, {"name": name}))
+
+    def status(self) -> list[ProjectionStatus]:
+        """Every projection at work: state, position, lag, last error, rebuild progress; by name."""
+        return [ProjectionStatus.from_row(row) for row in self._rows(queries.PROJECTION_STATUS, {"name": None})]
+
+    def status_of(self, name: str) -> ProjectionStatus:
+        """One projection's status. Raises UnknownTypeError (ES003) when it is not registered."""
+        rows = self._rows(queries.PROJECTION_STATUS, {"name": name})
+        if not rows:
+            raise UnknownTypeError(f"projection {name} is not registered", hint="Projections.list() shows them.")
+        return ProjectionStatus.from_row(rows[0])
+
+    def run(self, name: str, max_events: int = 1000) -> int:
+        """Apply the next batch of an async projection; returns the events applied.
+
+        0 when it is caught up, paused, failed, or another runner holds it. The
+        batch and the checkpoint commit together (with a pool; with a
+        connection, in your transaction).
+        """
+        return int(self._scalar(queries.RUN_PROJECTION, {"name": name, "max_events": max_events}) or 0)
+
+    def run_python(self, projection: PythonProjection, max_events: int = 1000) -> int:
+        """Apply the next batch to a Python projection; returns the events applied (0: caught up, held, stopped).
+
+        The connection must not be in a transaction; the batch and its checkpoint commit together.
+        A handler error rolls the batch back; then, in a new transaction, the events before the
+        failing one are applied again and the failure is recorded (state failed) with them.
+        """
+        with self._connection() as conn:
+            return run_python_projection(conn, projection, max_events)
+
+    def rebuild(self, name: str, progress: Progress | None = None) -> int:
+        """Empty the read model (its reset function) and replay the whole log; returns the events replayed.
+
+        One transaction (one statement): readers see the old read model until
+        it commits; an inline projection holds appends back meanwhile.
+        progress(done, total) is called once before the replay and after each
+        batch of 10,000 events. Raises InvalidEventError (ES002) for an external
+        projection or one without a reset function, UnknownTypeError (ES003).
+        """
+        with self._connection() as conn:
+
+            def on_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
+                match = _PROGRESS.search(diagnostic.message_detail or "")
+                if match is not None and progress is not None:
+                    progress(int(match["done"]), int(match["total"]))
+
+            if progress is not None:
+                progress(0, int(self._scalar(queries.PROJECTION_EVENTS, {"name": name}) or 0))
+            conn.add_notice_handler(on_notice)
+            try:
+                with wrap_errors():
+                    row = (conn.execute(queries.REBUILD_PROJECTION, {"name": name})).fetchone()
+            finally:
+                conn.remove_notice_handler(on_notice)
+        return int(row[0]) if row else 0
+
+    def pause(self, name: str) -> None:
+        """Stop an async or Python projection; runs apply nothing until resume(). ES002 for inline ones."""
+        self._rows(queries.PAUSE_PROJECTION, {"name": name})
+
+    def resume(self, name: str) -> None:
+        """Let a paused projection run again."""
+        self._rows(queries.RESUME_PROJECTION, {"name": name})
+
+    def retry(self, name: str) -> None:
+        """Let a failed projection run again from the event it failed on (after the cause is fixed)."""
+        self._rows(queries.RETRY_PROJECTION, {"name": name})
+
+    def skip(self, name: str) -> int:
+        """Move a failed projection past the event it failed on and let it run; returns that event's id.
+
+        The event's effect is missing from the read model. Raises InvalidEventError (ES002) when the
+        projection has not failed.
+        """
+        return int(self._scalar(queries.SKIP_PROJECTION_EVENT, {"name": name}))
+
+
 def register_python_projection(conn: psycopg.Connection[Any], projection: PythonProjection) -> None:
-    """Register (idempotently) the projection's checkpoint in the database: an admin's step
-    (eventstore_admin), done once before workers (eventstore_writer is enough for those) run it."""
-    with wrap_errors():
-        conn.execute(
-            queries.REGISTER_EXTERNAL_PROJECTION,
-            {"name": projection.name, "event_types": _types(projection.event_types)},
-        )
+    """Register (idempotently) a Python projection's checkpoint; see Projections.register_python."""
+    Projections(conn).register_python(projection)
 
 
 def run_python_projection(conn: psycopg.Connection[Any], projection: PythonProjection, max_events: int = 1000) -> int:
-    """Apply the next batch to a Python projection; returns the events applied (0: caught up, held, stopped).
-
-    The connection must not be in a transaction; the batch and its checkpoint commit together.
-    A handler error rolls the batch back; then, in a new transaction, the events before the
-    failing one are applied again and the failure is recorded (state failed) with them.
-    """
+    """Apply the next batch to a Python projection; see Projections.run_python."""
     applied, failure = _apply_python_batch(conn, projection, max_events)
     if failure is None:
         return applied
@@ -89,30 +246,36 @@ def _apply_python_batch(
                 lock = cur.fetchone()
                 if lock is None or lock["state"] != "running":
                     return 0, None
-                cur.execute(queries.READ_ALL, read_all_params(lock["after"], max_events, lock["event_types"], None))
+                params = read_all_params(lock["after"], max_events, lock["event_types"], None)
+                cur.execute(queries.READ_ALL, params)
                 batch = [RecordedEvent.from_row(row) for row in cur.fetchall()]
             limit = len(batch) if stop_at is None else min(stop_at[0], len(batch))
             for event in batch[:limit]:
-                projection.handler(conn, event)
+                _call_handler(conn, projection, event)
                 applied += 1
             with wrap_errors():
                 if applied:
-                    conn.execute(
-                        queries.SAVE_PROJECTION_CHECKPOINT,
-                        {"name": projection.name, "position": str(batch[applied - 1].feed_position), "count": applied},
-                    )
+                    position = str(batch[applied - 1].feed_position)
+                    params = {"name": projection.name, "position": position, "count": applied}
+                    conn.execute(queries.SAVE_PROJECTION_CHECKPOINT, params)
                 if stop_at is not None and applied < len(batch):
-                    conn.execute(
-                        queries.FAIL_PROJECTION,
-                        {"name": projection.name, "position": str(batch[applied].feed_position), "error": stop_at[1]},
-                    )
+                    position = str(batch[applied].feed_position)
+                    params = {"name": projection.name, "position": position, "error": stop_at[1]}
+                    conn.execute(queries.FAIL_PROJECTION, params)
+    except _HandlerFailed as failed:
+        log.warning("projection %s failed at event %s of its batch: %s", projection.name, applied, failed.failure)
+        return applied, failed.failure
+    return applied, None
+
+
+def _call_handler(conn: psycopg.Connection[Any], projection: PythonProjection, event: RecordedEvent) -> None:
+    """Call the user's handler; what it raises (but a lost connection) becomes _HandlerFailed."""
+    try:
+        projection.handler(conn, event)
     except psycopg.OperationalError:
         raise
     except Exception as error:  # the handler's error is recorded by the caller, not lost
-        failure = f"{type(error).__name__}: {error}"
-        log.warning("projection %s failed at event %s of its batch: %s", projection.name, applied, failure)
-        return applied, failure
-    return applied, None
+        raise _HandlerFailed(f"{type(error).__name__}: {error}") from error
 
 
 def _types(event_types: Sequence[str] | None) -> list[str] | None:
@@ -124,7 +287,7 @@ class ProjectionWorker:
 
     def __init__(
         self,
-        conninfo: str,
+        conninfo: Source,
         projections: Sequence[str] = (),
         python_projections: Sequence[PythonProjection] = (),
         *,
@@ -140,7 +303,7 @@ class ProjectionWorker:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.reconnect_delay = reconnect_delay
-        self.stop_event = threading.Event()
+        self.stop_event = Event()
         self.applied = 0
 
     def stop(self) -> None:
@@ -149,12 +312,11 @@ class ProjectionWorker:
 
     def run_once(self, conn: psycopg.Connection[Any]) -> int:
         """Run batches of every projection until each is caught up (or the worker is stopped)."""
+        runner = Projections(conn)
         total = 0
         for name in self.projections:
             while not self.stop_event.is_set():
-                with wrap_errors():
-                    row = conn.execute(queries.RUN_PROJECTION, {"name": name, "max_events": self.batch_size}).fetchone()
-                applied = int(row[0]) if row else 0
+                applied = runner.run(name, self.batch_size)
                 total += applied
                 if applied < self.batch_size:
                     break
@@ -171,24 +333,19 @@ class ProjectionWorker:
         """Run until stop() or SIGINT/SIGTERM; reconnects after connection loss."""
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             self._install_signal_handlers()
-        while not self.stop_event.is_set():
-            try:
-                with psycopg.connect(self.conninfo, autocommit=True) as conn:
-                    conn.execute(queries.LISTEN)
-                    while not self.stop_event.is_set():
-                        self.run_once(conn)
-                        self._wait_for_wake_up(conn)
-            except psycopg.OperationalError as error:
-                if self.stop_event.is_set():
-                    return
-                log.warning("projection worker lost its connection (%s); reconnecting", error)
-                time.sleep(self.reconnect_delay)
 
-    def _wait_for_wake_up(self, conn: psycopg.Connection[Any]) -> None:
-        deadline = time.monotonic() + self.poll_interval
-        while not self.stop_event.is_set() and (remaining := deadline - time.monotonic()) > 0:
-            if any(True for _ in conn.notifies(timeout=min(remaining, 0.25), stop_after=1)):
-                return
+        def step(conn: psycopg.Connection[Any]) -> tuple[list[None], bool]:
+            self.run_once(conn)
+            return [], True
+
+        for _ in follow(
+            self.conninfo,
+            step,
+            poll_interval=self.poll_interval,
+            reconnect_delay=self.reconnect_delay,
+            stop=self.stop_event,
+        ):
+            pass
 
     def _install_signal_handlers(self) -> None:
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -197,3 +354,14 @@ class ProjectionWorker:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+
+
+__all__ = [
+    "Handler",
+    "Progress",
+    "ProjectionWorker",
+    "Projections",
+    "PythonProjection",
+    "register_python_projection",
+    "run_python_projection",
+]

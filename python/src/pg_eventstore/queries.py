@@ -1,7 +1,9 @@
-"""The SQL the client and its command line send, in one place.
+"""The SQL the library sends, in one place.
 
-The client's statements call public functions; the command line's status and
-demo statements also read the catalog views and tables an operator would.
+Most statements call public functions; EventStore.status() and the
+projection status also read the catalog views an operator would. The
+command line reaches all of them through the library (the demo's
+statements about its examples are the last ones it still sends itself).
 """
 
 from typing import LiteralString
@@ -143,3 +145,13 @@ LATEST_SNAPSHOT = (
     "SELECT max(version) FROM eventstore.aggregate_snapshots"
     " WHERE aggregate_type = %(aggregate_type)s AND aggregate_id = %(aggregate_id)s"
 )
+
+UNREGISTER_PROJECTION = "SELECT eventstore.unregister_projection(%(name)s)"
+
+PAUSE_PROJECTION = "SELECT eventstore.pause_projection(%(name)s)"
+
+RESUME_PROJECTION = "SELECT eventstore.resume_projection(%(name)s)"
+
+RETRY_PROJECTION = "SELECT eventstore.retry_projection(%(name)s)"
+
+SKIP_PROJECTION_EVENT = "SELECT eventstore.skip_projection_event(%(name)s)"

@@ -11,6 +11,7 @@ import psycopg
 
 from pg_eventstore import queries
 from pg_eventstore.errors import EventStoreError
+from pg_eventstore.store import EventStore
 
 _SQL = files("pg_eventstore") / "sql"
 _UPGRADE = re.compile(r"^eventstore--(?P<source>[\d.]+)--(?P<target>[\d.]+)\.sql$")
@@ -29,11 +30,7 @@ def install_script() -> str:
 
 def installed_version(conn: psycopg.Connection[Any]) -> str | None:
     """The schema version installed in the connected database, None when there is none."""
-    installed = conn.execute(queries.SCHEMA_INSTALLED).fetchone()
-    if installed is None or not installed[0]:
-        return None
-    row = conn.execute(queries.INSTALLED_VERSION).fetchone()
-    return None if row is None else str(row[0])
+    return EventStore(conn).installed_version()
 
 
 @dataclass(frozen=True)

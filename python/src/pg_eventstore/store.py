@@ -1,14 +1,14 @@
-"""EventStore: the synchronous client over a psycopg connection or pool.
+# Generated from async_store.py by tools/async_to_sync.py; do not edit (run `make generate`).
+"""EventStore: append to and read from the eventstore schema over a psycopg connection or pool.
 
 With a connection you own the transaction: calls run in it, and you commit
 (or use autocommit=True). With a pool every call is its own transaction.
-AsyncEventStore (async_store.py) is the same API for asyncio.
+This module is the source of both clients: store.py (EventStore) is
+generated from it by tools/async_to_sync.py.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,8 +20,23 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from pg_eventstore import queries
-from pg_eventstore.errors import wrap_errors
-from pg_eventstore.models import AggregateState, EventCount, FeedPosition, HistoryEntry, NewEvent, RecordedEvent
+from pg_eventstore._acompat import Event
+from pg_eventstore.errors import EventStoreError, from_psycopg, wrap_errors
+from pg_eventstore.follow import STOP_CHECK, follow
+from pg_eventstore.models import (
+    ANY_VERSION,
+    NO_STREAM,
+    AggregateState,
+    EventCount,
+    FeedPosition,
+    HistoryEntry,
+    NewEvent,
+    OpenTransaction,
+    PreparedTransaction,
+    ProjectionStatus,
+    RecordedEvent,
+    StoreStatus,
+)
 from pg_eventstore.params import (
     EventLike,
     PositionLike,
@@ -35,16 +50,9 @@ from pg_eventstore.params import (
     state_at_query,
 )
 
-# Expected versions with a name: the aggregate must not exist yet / no check.
-NO_STREAM = -1
-ANY_VERSION = None
-
-# How often a subscription waiting for events looks at its stop event.
-STOP_CHECK = 0.25
-
 
 class EventStore:
-    """Append to and read from the eventstore schema. No side effects until a method is called."""
+    """Append to and read from the eventstore schema with asyncio. No side effects until a method is called."""
 
     def __init__(self, source: psycopg.Connection[Any] | ConnectionPool[Any]) -> None:
         self._source = source
@@ -57,7 +65,7 @@ class EventStore:
         else:
             yield self._source
 
-    def _rows(self, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def _rows(self, query: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         with self._connection() as conn, wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, params)
             return cur.fetchall()
@@ -65,7 +73,7 @@ class EventStore:
     def _fetch(self, query: Any, params: dict[str, Any]) -> list[RecordedEvent]:
         return [RecordedEvent.from_row(row) for row in self._rows(query, params)]
 
-    def _scalar(self, query: Any, params: dict[str, Any]) -> Any:
+    def _scalar(self, query: Any, params: dict[str, Any] | None = None) -> Any:
         with self._connection() as conn, wrap_errors(), conn.cursor() as cur:
             cur.execute(query, params)
             row = cur.fetchone()
@@ -175,24 +183,79 @@ class EventStore:
         deleted: int = self._scalar(queries.PRUNE_SNAPSHOTS, prune_params(aggregate_type, keep))
         return deleted
 
-    @contextmanager
-    def _listening_connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection of the subscription's own, in autocommit so notifications arrive between reads."""
-        if isinstance(self._source, ConnectionPool):
-            with self._source.connection() as conn:
-                autocommit = conn.autocommit
-                conn.autocommit = True
-                try:
-                    yield conn
-                finally:
-                    # Hand the connection back to the pool as it was lent.
-                    if not conn.closed:
-                        conn.execute("UNLISTEN *")
-                        conn.autocommit = autocommit
-        else:
-            info = self._source.info
-            with psycopg.connect(info.dsn, password=info.password, autocommit=True) as conn:
-                yield conn
+    def latest_snapshot_version(self, aggregate_type: str, aggregate_id: uuid.UUID) -> int | None:
+        """The version of the aggregate's latest snapshot; None when it has none."""
+        version: int | None = self._scalar(queries.LATEST_SNAPSHOT, aggregate_params(aggregate_type, aggregate_id))
+        return version
+
+    def database_time(self) -> datetime:
+        """The database server's clock now (clock_timestamp()), e.g. to query state_at a moment it stamped."""
+        moment: datetime = self._scalar(queries.DATABASE_CLOCK)
+        return moment
+
+    def installed_version(self) -> str | None:
+        """The schema version installed in the database, None when there is none."""
+        if not self._scalar(queries.SCHEMA_INSTALLED):
+            return None
+        version = self._scalar(queries.INSTALLED_VERSION)
+        return None if version is None else str(version)
+
+    def feed_fence(self) -> int:
+        """The feed key below which every event is committed (read_all returns only those).
+
+        Raises RestoreNotFinishedError (ES006) after a restore into a new cluster until after_restore().
+        """
+        fence: int = self._scalar(queries.FEED_FENCE)
+        return fence
+
+    def after_restore(self) -> int:
+        """After restoring a dump into a new cluster: lift the feed key offset above every restored key.
+
+        Idempotent; returns the offset. Needs eventstore_admin. The database
+        explains what it did in NOTICEs (add a notice handler to see them).
+        """
+        offset: int = self._scalar(queries.AFTER_RESTORE)
+        return offset
+
+    def status(self) -> StoreStatus:
+        """The installed version, counts, the feed fence, every projection, and what holds the fence back.
+
+        Raises EventStoreError when the schema is not installed. A fence that
+        cannot be computed (ES006 after a restore) does not fail the call: it is
+        reported in feed_fence_error.
+        """
+        installed = self.installed_version()
+        if installed is None:
+            raise EventStoreError(
+                "the eventstore schema is not installed in this database",
+                hint="install it: pg-eventstore install, or pg_eventstore.schema.install(conn)",
+            )
+        counts = (self._rows(queries.STORE_COUNTS))[0]
+        projections = self._rows(queries.PROJECTION_STATUS, {"name": None})
+        oldest = self._rows(queries.OLDEST_TRANSACTIONS, {"limit": 1})
+        prepared = self._rows(queries.PREPARED_TRANSACTIONS)
+        fence: int | None = None
+        fence_error: Exception | None = None
+        with self._connection() as conn:
+            try:
+                # A savepoint (or its own transaction): a refusal leaves the caller's transaction usable.
+                with conn.transaction():
+                    row = (conn.execute(queries.FEED_FENCE)).fetchone()
+                    fence = None if row is None else int(row[0])
+            except psycopg.Error as error:
+                fence_error = from_psycopg(error) or error
+        return StoreStatus(
+            installed_version=installed,
+            events=counts["events"],
+            aggregates=counts["aggregates"],
+            aggregate_types=counts["aggregate_types"],
+            snapshots=counts["snapshots"],
+            feed_fence=fence,
+            feed_fence_error=fence_error,
+            projections=[ProjectionStatus.from_row(row) for row in projections],
+            oldest_transaction=OpenTransaction.from_row(oldest[0]) if oldest else None,
+            prepared_transactions=[PreparedTransaction.from_row(row) for row in prepared],
+        )
 
     def subscribe(
         self,
@@ -203,7 +266,7 @@ class EventStore:
         aggregate_types: Sequence[str] | None = None,
         poll_interval: float = 5.0,
         reconnect_delay: float = 1.0,
-        stop: threading.Event | None = None,
+        stop: Event | None = None,
     ) -> Iterator[RecordedEvent]:
         """Every event of the feed after `after`, then new ones as they commit, forever (or until `stop` is set).
 
@@ -213,37 +276,23 @@ class EventStore:
         event.feed_position to resume later.
         """
         position: FeedPosition | str | None = after
-        stopped = stop if stop is not None else threading.Event()
-        while not stopped.is_set():
-            try:
-                with self._listening_connection() as conn:
-                    conn.execute(queries.LISTEN)
-                    while not stopped.is_set():
-                        with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
-                            cur.execute(
-                                queries.READ_ALL,
-                                read_all_params(position, batch_size, event_types, aggregate_types),
-                            )
-                            batch = [RecordedEvent.from_row(row) for row in cur.fetchall()]
-                        for event in batch:
-                            position = event.feed_position
-                            yield event
-                            if stopped.is_set():
-                                return
-                        if len(batch) < batch_size:
-                            _wait_for_wake_up(conn, poll_interval, stopped)
-            except psycopg.OperationalError:
-                if stopped.is_set():
-                    return
-                time.sleep(reconnect_delay)
+
+        def next_page(conn: psycopg.Connection[Any]) -> tuple[list[RecordedEvent], bool]:
+            nonlocal position
+            with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(queries.READ_ALL, read_all_params(position, batch_size, event_types, aggregate_types))
+                page = [RecordedEvent.from_row(row) for row in cur.fetchall()]
+            if page:
+                position = page[-1].feed_position
+            return page, len(page) < batch_size
+
+        yield from follow(
+            self._source,
+            next_page,
+            poll_interval=poll_interval,
+            reconnect_delay=reconnect_delay,
+            stop=stop if stop is not None else Event(),
+        )
 
 
-def _wait_for_wake_up(conn: psycopg.Connection[Any], poll_interval: float, stopped: threading.Event) -> None:
-    """Until a notification arrives, poll_interval passes, or stop is set (checked every STOP_CHECK seconds)."""
-    deadline = time.monotonic() + poll_interval
-    while not stopped.is_set() and (remaining := deadline - time.monotonic()) > 0:
-        if any(True for _ in conn.notifies(timeout=min(remaining, STOP_CHECK), stop_after=1)):
-            return
-
-
-__all__ = ["ANY_VERSION", "NO_STREAM", "EventStore", "NewEvent"]
+__all__ = ["ANY_VERSION", "NO_STREAM", "STOP_CHECK", "EventStore", "NewEvent"]
