@@ -36,6 +36,8 @@ PAIRS: list[tuple[Path, Path]] = [
     (PACKAGE / "async_store.py", PACKAGE / "store.py"),
     (PACKAGE / "async_repository.py", PACKAGE / "repository.py"),
     (PACKAGE / "async_projections.py", PACKAGE / "projections.py"),
+    (TESTS / "test_append_async.py", TESTS / "test_append.py"),
+    (TESTS / "test_library_api_async.py", TESTS / "test_library_api.py"),
 ]
 
 NAMES = {

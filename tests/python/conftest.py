@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from pg_eventstore import schema
+from pg_eventstore.async_store import AsyncEventStore
 from pg_eventstore.store import EventStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,6 +119,25 @@ def pool(dsn: str) -> Iterator[ConnectionPool[Any]]:
 @pytest.fixture
 def store(pool: ConnectionPool[Any]) -> EventStore:
     return EventStore(pool)
+
+
+# The async twins of conn, pool and store: the *_async.py tests use them, and the sync tests
+# generated from those (tools/async_to_sync.py maps aconn, apool, astore to conn, pool, store).
+@pytest.fixture
+async def aconn(dsn: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+async def apool(dsn: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    async with AsyncConnectionPool(dsn, min_size=1, max_size=20, open=False) as connection_pool:
+        yield connection_pool
+
+
+@pytest.fixture
+def astore(apool: AsyncConnectionPool[Any]) -> AsyncEventStore:
+    return AsyncEventStore(apool)
 
 
 _REPORT: list[str] = []

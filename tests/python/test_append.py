@@ -1,4 +1,8 @@
-"""append / load_events / read_all through the client, and error mapping."""
+# Generated from test_append_async.py by tools/async_to_sync.py; do not edit (run `make generate`).
+"""append / load_events / read_all through the client, and error mapping.
+
+Written for EventStore; test_append.py runs the same tests on EventStore.
+"""
 
 from __future__ import annotations
 
