@@ -47,6 +47,7 @@ NAMES = {
     "async_repository": "repository",
     "async_projections": "projections",
     "AsyncEventStore": "EventStore",
+    "AsyncClientBase": "ClientBase",
     "AsyncAggregateRepository": "AggregateRepository",
     "AsyncProjections": "Projections",
     "AsyncProjectionWorker": "ProjectionWorker",

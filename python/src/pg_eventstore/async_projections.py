@@ -26,19 +26,18 @@ import logging
 import re
 import signal
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from pg_eventstore import queries
 from pg_eventstore._acompat import AEvent
 from pg_eventstore.async_follow import AsyncSource, follow
+from pg_eventstore.async_store import AsyncClientBase
 from pg_eventstore.errors import UnknownTypeError, wrap_errors
 from pg_eventstore.models import ProjectionInfo, ProjectionStatus, RecordedEvent
 from pg_eventstore.params import read_all_params
@@ -71,35 +70,13 @@ class _HandlerFailed(Exception):
         self.failure = failure
 
 
-class AsyncProjections:
+class AsyncProjections(AsyncClientBase):
     """The projections of one database: register, run, rebuild, status, and an operator's controls.
 
     Over a connection (calls run in your transaction) or a pool (each call is
     its own transaction). Registration and rebuild need eventstore_admin;
     running needs eventstore_writer; status needs eventstore_reader.
     """
-
-    def __init__(self, source: psycopg.AsyncConnection[Any] | AsyncConnectionPool[Any]) -> None:
-        self._source = source
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if isinstance(self._source, AsyncConnectionPool):
-            async with self._source.connection() as conn:
-                yield conn
-        else:
-            yield self._source
-
-    async def _rows(self, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self._connection() as conn:
-            with wrap_errors():
-                async with conn.cursor(row_factory=dict_row) as cur:
-                    await cur.execute(query, params)
-                    return await cur.fetchall()
-
-    async def _scalar(self, query: Any, params: dict[str, Any]) -> Any:
-        rows = await self._rows(query, params)
-        return next(iter(rows[0].values())) if rows else None
 
     async def register(
         self,

@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from pg_eventstore import queries
+from pg_eventstore import models, queries
 from pg_eventstore._acompat import AEvent
 from pg_eventstore.async_follow import STOP_CHECK, follow
 from pg_eventstore.errors import EventStoreError, from_psycopg, wrap_errors
@@ -30,9 +30,6 @@ from pg_eventstore.models import (
     FeedPosition,
     HistoryEntry,
     NewEvent,
-    OpenTransaction,
-    PreparedTransaction,
-    ProjectionStatus,
     RecordedEvent,
     StoreStatus,
 )
@@ -50,8 +47,9 @@ from pg_eventstore.params import (
 )
 
 
-class AsyncEventStore:
-    """Append to and read from the eventstore schema with asyncio. No side effects until a method is called."""
+class AsyncClientBase:
+    """What the clients share: a connection (calls run in your transaction) or a pool (one transaction
+    per call), and running one statement on it with errors mapped."""
 
     def __init__(self, source: psycopg.AsyncConnection[Any] | AsyncConnectionPool[Any]) -> None:
         self._source = source
@@ -71,9 +69,6 @@ class AsyncEventStore:
                     await cur.execute(query, params)
                     return await cur.fetchall()
 
-    async def _fetch(self, query: Any, params: dict[str, Any]) -> list[RecordedEvent]:
-        return [RecordedEvent.from_row(row) for row in await self._rows(query, params)]
-
     async def _scalar(self, query: Any, params: dict[str, Any] | None = None) -> Any:
         async with self._connection() as conn:
             with wrap_errors():
@@ -81,6 +76,13 @@ class AsyncEventStore:
                     await cur.execute(query, params)
                     row = await cur.fetchone()
                     return None if row is None else row[0]
+
+
+class AsyncEventStore(AsyncClientBase):
+    """Append to and read from the eventstore schema. No side effects until a method is called."""
+
+    async def _fetch(self, query: Any, params: dict[str, Any]) -> list[RecordedEvent]:
+        return [RecordedEvent.from_row(row) for row in await self._rows(query, params)]
 
     async def _state(self, query: Any, params: dict[str, Any]) -> AggregateState | None:
         rows = await self._rows(query, params)
@@ -257,9 +259,9 @@ class AsyncEventStore:
             snapshots=counts["snapshots"],
             feed_fence=fence,
             feed_fence_error=fence_error,
-            projections=[ProjectionStatus.from_row(row) for row in projections],
-            oldest_transaction=OpenTransaction.from_row(oldest[0]) if oldest else None,
-            prepared_transactions=[PreparedTransaction.from_row(row) for row in prepared],
+            projections=[models.ProjectionStatus.from_row(row) for row in projections],
+            oldest_transaction=models.OpenTransaction.from_row(oldest[0]) if oldest else None,
+            prepared_transactions=[models.PreparedTransaction.from_row(row) for row in prepared],
         )
 
     async def subscribe(
@@ -304,4 +306,4 @@ class AsyncEventStore:
             yield event
 
 
-__all__ = ["ANY_VERSION", "NO_STREAM", "STOP_CHECK", "AsyncEventStore", "NewEvent"]
+__all__ = ["ANY_VERSION", "NO_STREAM", "STOP_CHECK", "AsyncClientBase", "AsyncEventStore", "NewEvent"]

@@ -5,15 +5,24 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 JsonObject = dict[str, Any]
 
 # Expected versions with a name: the aggregate must not exist yet / no check.
 NO_STREAM = -1
 ANY_VERSION = None
+
+
+class FromRow:
+    """from_row(): a dataclass from a dict_row whose keys are its field names."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        return cls(**{item.name: row[item.name] for item in fields(cls)})  # type: ignore[arg-type]
+
 
 _POSITION = re.compile(r"^\((-?\d+),(-?\d+)\)$")
 
@@ -55,7 +64,7 @@ class NewEvent:
 
 
 @dataclass(frozen=True)
-class RecordedEvent:
+class RecordedEvent(FromRow):
     """A stored event, as append, load_events and read_all return it."""
 
     id: int
@@ -74,36 +83,17 @@ class RecordedEvent:
         """Pass back to read_all() or subscribe() to resume right after this event."""
         return FeedPosition(self.feed_key, self.id)
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RecordedEvent:
-        return cls(
-            id=row["id"],
-            event_id=row["event_id"],
-            aggregate_type=row["aggregate_type"],
-            aggregate_id=row["aggregate_id"],
-            event_type=row["event_type"],
-            event_version=row["event_version"],
-            payload=row["payload"],
-            metadata=row["metadata"],
-            occurred_at=row["occurred_at"],
-            feed_key=row["feed_key"],
-        )
-
 
 @dataclass(frozen=True)
-class AggregateState:
+class AggregateState(FromRow):
     """An aggregate's state as its registered SQL fold computed it, and the version it reflects."""
 
     state: JsonObject
     version: int
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> AggregateState:
-        return cls(state=row["state"], version=row["version"])
-
 
 @dataclass(frozen=True)
-class HistoryEntry:
+class HistoryEntry(FromRow):
     """One event of an aggregate's history with the state right after it (None when its type has no fold)."""
 
     event_version: int
@@ -113,33 +103,18 @@ class HistoryEntry:
     occurred_at: datetime
     state_after: JsonObject | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> HistoryEntry:
-        return cls(
-            event_version=row["event_version"],
-            event_type=row["event_type"],
-            payload=row["payload"],
-            metadata=row["metadata"],
-            occurred_at=row["occurred_at"],
-            state_after=row["state_after"],
-        )
-
 
 @dataclass(frozen=True)
-class EventCount:
+class EventCount(FromRow):
     """How many events of one type occurred in one time bucket (the bucket's start)."""
 
     bucket: datetime
     event_type: str
     event_count: int
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EventCount:
-        return cls(bucket=row["bucket"], event_type=row["event_type"], event_count=row["event_count"])
-
 
 @dataclass(frozen=True)
-class ProjectionInfo:
+class ProjectionInfo(FromRow):
     """A projection's registration: its handler and reset function (None for external ones) and event types."""
 
     name: str
@@ -148,17 +123,6 @@ class ProjectionInfo:
     reset: str | None
     event_types: list[str] | None
     registered_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ProjectionInfo:
-        return cls(
-            name=row["name"],
-            mode=row["mode"],
-            handler=row["handler"],
-            reset=row["reset"],
-            event_types=row["event_types"],
-            registered_at=row["registered_at"],
-        )
 
 
 @dataclass(frozen=True)
@@ -199,7 +163,7 @@ class ProjectionStatus:
 
 
 @dataclass(frozen=True)
-class OpenTransaction:
+class OpenTransaction(FromRow):
     """A transaction holding a transaction id, in any database of the cluster: the feed fence cannot pass it."""
 
     pid: int
@@ -211,13 +175,9 @@ class OpenTransaction:
     state: str | None
     query: str | None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> OpenTransaction:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
-
 
 @dataclass(frozen=True)
-class PreparedTransaction:
+class PreparedTransaction(FromRow):
     """A prepared (two-phase) transaction: it holds its transaction id, and the fence, until it is finished."""
 
     gid: str
@@ -226,10 +186,6 @@ class PreparedTransaction:
     xid: str
     xid_age: int
     prepared: datetime
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> PreparedTransaction:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

@@ -27,15 +27,13 @@ import logging
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
 from pg_eventstore import queries
 from pg_eventstore._acompat import Event
@@ -43,6 +41,7 @@ from pg_eventstore.errors import UnknownTypeError, wrap_errors
 from pg_eventstore.follow import Source, follow
 from pg_eventstore.models import ProjectionInfo, ProjectionStatus, RecordedEvent
 from pg_eventstore.params import read_all_params
+from pg_eventstore.store import ClientBase
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +71,13 @@ class _HandlerFailed(Exception):
         self.failure = failure
 
 
-class Projections:
+class Projections(ClientBase):
     """The projections of one database: register, run, rebuild, status, and an operator's controls.
 
     Over a connection (calls run in your transaction) or a pool (each call is
     its own transaction). Registration and rebuild need eventstore_admin;
     running needs eventstore_writer; status needs eventstore_reader.
     """
-
-    def __init__(self, source: psycopg.Connection[Any] | ConnectionPool[Any]) -> None:
-        self._source = source
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        if isinstance(self._source, ConnectionPool):
-            with self._source.connection() as conn:
-                yield conn
-        else:
-            yield self._source
-
-    def _rows(self, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
-        with self._connection() as conn, wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(query, params)
-            return cur.fetchall()
-
-    def _scalar(self, query: Any, params: dict[str, Any]) -> Any:
-        rows = self._rows(query, params)
-        return next(iter(rows[0].values())) if rows else None
 
     def register(
         self,

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from pg_eventstore import queries
+from pg_eventstore import models, queries
 from pg_eventstore._acompat import Event
 from pg_eventstore.errors import EventStoreError, from_psycopg, wrap_errors
 from pg_eventstore.follow import STOP_CHECK, follow
@@ -31,9 +31,6 @@ from pg_eventstore.models import (
     FeedPosition,
     HistoryEntry,
     NewEvent,
-    OpenTransaction,
-    PreparedTransaction,
-    ProjectionStatus,
     RecordedEvent,
     StoreStatus,
 )
@@ -51,8 +48,9 @@ from pg_eventstore.params import (
 )
 
 
-class EventStore:
-    """Append to and read from the eventstore schema with asyncio. No side effects until a method is called."""
+class ClientBase:
+    """What the clients share: a connection (calls run in your transaction) or a pool (one transaction
+    per call), and running one statement on it with errors mapped."""
 
     def __init__(self, source: psycopg.Connection[Any] | ConnectionPool[Any]) -> None:
         self._source = source
@@ -70,14 +68,18 @@ class EventStore:
             cur.execute(query, params)
             return cur.fetchall()
 
-    def _fetch(self, query: Any, params: dict[str, Any]) -> list[RecordedEvent]:
-        return [RecordedEvent.from_row(row) for row in self._rows(query, params)]
-
     def _scalar(self, query: Any, params: dict[str, Any] | None = None) -> Any:
         with self._connection() as conn, wrap_errors(), conn.cursor() as cur:
             cur.execute(query, params)
             row = cur.fetchone()
             return None if row is None else row[0]
+
+
+class EventStore(ClientBase):
+    """Append to and read from the eventstore schema. No side effects until a method is called."""
+
+    def _fetch(self, query: Any, params: dict[str, Any]) -> list[RecordedEvent]:
+        return [RecordedEvent.from_row(row) for row in self._rows(query, params)]
 
     def _state(self, query: Any, params: dict[str, Any]) -> AggregateState | None:
         rows = self._rows(query, params)
@@ -252,9 +254,9 @@ class EventStore:
             snapshots=counts["snapshots"],
             feed_fence=fence,
             feed_fence_error=fence_error,
-            projections=[ProjectionStatus.from_row(row) for row in projections],
-            oldest_transaction=OpenTransaction.from_row(oldest[0]) if oldest else None,
-            prepared_transactions=[PreparedTransaction.from_row(row) for row in prepared],
+            projections=[models.ProjectionStatus.from_row(row) for row in projections],
+            oldest_transaction=models.OpenTransaction.from_row(oldest[0]) if oldest else None,
+            prepared_transactions=[models.PreparedTransaction.from_row(row) for row in prepared],
         )
 
     def subscribe(
@@ -295,4 +297,4 @@ class EventStore:
         )
 
 
-__all__ = ["ANY_VERSION", "NO_STREAM", "STOP_CHECK", "EventStore", "NewEvent"]
+__all__ = ["ANY_VERSION", "NO_STREAM", "STOP_CHECK", "ClientBase", "EventStore", "NewEvent"]
