@@ -18,7 +18,7 @@ docs/operations.md#documentation-examples):
   python blocks of docs/*.md are fragments of the API and are not run.
 - `<!-- not-run: why -->` on the line before a console or sql block leaves it
   out. Keep these rare: commands that need another machine, cluster or server.
-- `<!-- database: empty -->` anywhere in a page starts it in a database without
+- `<!-- database: empty -->` on a line of its own in a page starts it in a database without
   the schema (the README's tour installs it); otherwise a page starts in a fresh
   database with the schema installed.
 - Text blocks and blocks without a language are never run; a line starting with
@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<language>\w*)[ ]*\n(?P<body>.*?)^(?P=indent)```[ ]*$", re.M | re.S)
 MARK = re.compile(r"^\s*<!--\s*(?P<key>not-run|expect-error|exit):\s*(?P<value>.*?)\s*-->\s*$")
-EMPTY_DATABASE = re.compile(r"<!--\s*database:\s*empty\s*-->")
+EMPTY_DATABASE = re.compile(r"^<!--\s*database:\s*empty\s*-->\s*$", re.M)
 RUNNABLE = {"console", "sql", "python"}
 
 
@@ -174,7 +174,7 @@ def parse(path: Path) -> Page:
     return page
 
 
-MARK_ANYWHERE = re.compile(r"<!--\s*(?:not-run|expect-error|exit):")
+MARK_ANYWHERE = re.compile(r"^\s*<!--\s*(?:not-run|expect-error|exit):", re.M)
 
 
 # Normalisation: each pattern and its placeholder, in this order.

@@ -20,11 +20,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import create_database, drop_database
-from doc_examples import ROOT, PageRun, parse, reader_env
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 import pg_eventstore
+from tests.python.conftest import create_database, drop_database
+from tests.python.doc_examples import ROOT, PageRun, parse, reader_env
 
 README = ROOT / "README.md"
 SQL_REFERENCE = ROOT / "docs" / "sql-reference.md"
@@ -144,6 +145,11 @@ def databases(server_dsn: str) -> set[str]:
         return {name for (name,) in conn.execute("SELECT datname FROM pg_catalog.pg_database")}
 
 
+def roles(server_dsn: str) -> set[str]:
+    with psycopg.connect(server_dsn) as conn:
+        return {name for (name,) in conn.execute("SELECT rolname FROM pg_catalog.pg_roles")}
+
+
 @pytest.mark.parametrize("path", [page_param(path) for path in PAGES])
 def test_every_example_of_the_page_runs_and_prints_what_the_page_shows(
     path: Path, server_dsn: str, template_database: str
@@ -152,13 +158,16 @@ def test_every_example_of_the_page_runs_and_prints_what_the_page_shows(
     assert page.problems == [], "\n".join(page.problems)
     # A fresh database per page: a clone of the template, or empty when the page installs the schema.
     # Databases the page's commands create are dropped afterwards too.
-    existing = databases(server_dsn)
+    existing, existing_roles = databases(server_dsn), roles(server_dsn)
     name = create_database(server_dsn, "template1" if page.empty_database else template_database)
     try:
         mismatches = PageRun(page, reader_env(make_conninfo(server_dsn, dbname=name))).run()
     finally:
         for database in databases(server_dsn) - existing:
             drop_database(server_dsn, database)
+        with psycopg.connect(server_dsn, autocommit=True) as conn:  # roles are cluster-wide: the page's go too
+            for role in roles(server_dsn) - existing_roles:
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
     known = {command: reason for (file, command), reason in KNOWN_FAILURES.items() if file == page.name}
     unexpected = [m for m in mismatches if m.step.code not in known]
