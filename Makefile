@@ -21,7 +21,7 @@ SQL_SOURCES := $(sort $(wildcard sql/*.sql))
 INSTALL_SCRIPT := build/eventstore.sql
 PACKAGE_SQL := python/src/pg_eventstore/sql
 
-.PHONY: help setup packages venv sql generate install test lint test-in-cluster extension-for-tests soak demo demo-clean bench dist clean
+.PHONY: help setup packages venv sql generate install test lint test-in-cluster extension-for-tests soak demo demo-clean bench dist clean clients test-clients
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -91,7 +91,31 @@ test-in-cluster:
 	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -f examples/orders/orders.sql >/dev/null
 	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION plpgsql_check'
 	pg_prove --failures --dbname eventstore_pgtap tests/sql/*.sql
+	$(MAKE) --no-print-directory test-clients
 	$(VENV)/bin/pytest tests/python
+
+# The clients in other languages (examples/clients/, docs/other-languages.md):
+# Node.js with npm's `pg` (installed by npm ci from the lock file) and Java with
+# Debian's JDBC driver (installed when missing, nothing else upgraded).
+NODE_CLIENT := examples/clients/node
+JAVA_CLIENT := examples/clients/java
+JDBC_JAR := /usr/share/java/postgresql.jar
+
+$(NODE_CLIENT)/node_modules/.package-lock.json: $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+
+$(JDBC_JAR):
+	@if [ "$$(id -u)" != 0 ]; then echo "missing $@ (run as root: apt-get install libpostgresql-jdbc-java)"; exit 1; fi
+	@echo "installing the apt package libpostgresql-jdbc-java (the JDBC driver for the Java client)"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade libpostgresql-jdbc-java >/dev/null
+
+clients: $(NODE_CLIENT)/node_modules/.package-lock.json $(JDBC_JAR) ## the Node.js and Java clients' dependencies
+
+# Runs inside `pgcluster.py run` (PGHOST/PGPORT/PGUSER); each client makes its own database.
+test-clients: clients $(INSTALL_SCRIPT)
+	cd $(NODE_CLIENT) && node --test
+	rm -rf build/clients/java && javac -Xlint:all -Werror -d build/clients/java -cp $(JDBC_JAR) $(JAVA_CLIENT)/*.java
+	java -cp build/clients/java:$(JDBC_JAR) ClientCheck
 
 soak: setup extension-for-tests ## the reliability tests, longer: 2-minute feed, 20 s crash load, 5,000 fuzz examples
 	FEED_TEST_SECONDS=120 CRASH_LOAD_SECONDS=20 FUZZ_EXAMPLES=5000 $(PY) scripts/pgcluster.py run -- \
