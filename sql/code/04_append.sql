@@ -1,4 +1,8 @@
 -- Appending events: validation, idempotent retries, and append_events().
+-- Over 350 lines for one reason: append_events() is the hot path, one
+-- function whose steps share their locals (a helper call per step costs more
+-- than the step); its checks and its two INSERTs (with and without the
+-- caller's event_ids) are written out on purpose.
 
 -- Raises ES002 naming the first bad argument or event; returns nothing when
 -- the call is well formed. Nothing has been written when it raises.

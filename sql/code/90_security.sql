@@ -22,7 +22,7 @@ GRANT EXECUTE ON FUNCTION eventstore.event_counts(timestamptz, timestamptz, text
 -- against the role that queries the view, not against the view's owner.
 GRANT EXECUTE ON FUNCTION eventstore.rebuild_progress() TO eventstore_reader;
 GRANT EXECUTE ON FUNCTION eventstore.feed_fence() TO eventstore_reader;
-GRANT EXECUTE ON FUNCTION eventstore._projection_lag(eventstore.projections) TO eventstore_reader;
+GRANT EXECUTE ON FUNCTION eventstore.projection_lag(eventstore.projections) TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION eventstore.append_events(text, uuid, integer, jsonb) TO eventstore_writer;
 -- Projection workers run as writers: they apply batches and move checkpoints.

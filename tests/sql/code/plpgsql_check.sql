@@ -59,9 +59,10 @@ SELECT lives_ok(
 
 -- Every PL/pgSQL function of the schema, paired with each table it is a
 -- trigger on: plpgsql_check needs that table (relid) to check a trigger
--- function. Other functions are checked with relid 0.
+-- function, and the name of its transition table (newtable) if it has one.
+-- Other functions are checked with relid 0.
 CREATE TEMP VIEW checked_functions AS
-SELECT DISTINCT
+SELECT DISTINCT  -- noqa: ST06
     p.oid::regprocedure AS function_name,
     coalesce(t.tgrelid, 0)::regclass AS relid,
     t.tgnewtable AS newtable

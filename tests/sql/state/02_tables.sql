@@ -233,13 +233,13 @@ SELECT is(
     'read_all returns feed_event rows'
 );
 SELECT is(
-    ARRAY(
+    array(
         SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
         FROM pg_catalog.pg_attribute AS a
         WHERE a.attrelid = 'eventstore.feed_event'::regclass AND a.attnum > 0
         ORDER BY a.attnum
     ),
-    ARRAY(
+    array(
         SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
         FROM pg_catalog.pg_attribute AS a
         WHERE a.attrelid = 'eventstore.domain_events'::regclass AND a.attnum > 0 AND NOT a.attisdropped

@@ -1,7 +1,8 @@
 -- Projections, the status: what operators look at.
 
 -- Lag in events: how many events of the projection's types lie after its checkpoint.
-CREATE OR REPLACE FUNCTION eventstore._projection_lag(p_projection eventstore.projections)
+-- Public: projection_status shows it, and readers may call it themselves.
+CREATE OR REPLACE FUNCTION eventstore.projection_lag(p_projection eventstore.projections)
 RETURNS bigint
 LANGUAGE sql
 STABLE
@@ -14,8 +15,8 @@ AS $$
       AND (p_projection.event_types IS NULL OR d.event_type = ANY(p_projection.event_types));
 $$;
 
-COMMENT ON FUNCTION eventstore._projection_lag(eventstore.projections) IS
-'Internal: events of a projection''s types after its checkpoint (0 for inline projections, current at every commit).';
+COMMENT ON FUNCTION eventstore.projection_lag(eventstore.projections) IS
+'Events of a projection''s types after its checkpoint (0 for inline projections, current at every commit): the lag column of projection_status.';
 
 -- One row per projection: what operators look at, in the contract's column
 -- order (hence noqa: ST06, which wants plain columns before computed ones).
@@ -27,7 +28,7 @@ SELECT  -- noqa: ST06
     -- An inline projection has no checkpoint of its own: it is current at every commit.
     CASE WHEN p.mode <> 'inline' THEN ROW(p.checkpoint_feed_key, p.checkpoint_id)::eventstore.feed_position END
         AS position,
-    eventstore._projection_lag(p) AS lag,
+    eventstore.projection_lag(p) AS lag,
     CASE WHEN p.mode <> 'inline' THEN p.events_applied END AS events_applied,
     p.last_error,
     p.failed_event_id,

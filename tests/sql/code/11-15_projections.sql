@@ -1,4 +1,4 @@
--- Projections (sql/code/11_projection_registry.sql to 14_projection_status.sql),
+-- Projections (sql/code/11_projection_registry.sql to 15_projection_status.sql),
 -- one scenario whose steps build on each other: registration and its errors,
 -- inline projections (the generated trigger), async runs with checkpoints,
 -- failure handling (retry, skip), rebuilds, external (client-side)

@@ -211,11 +211,8 @@ BEGIN
     PERFORM eventstore._check_positive(p_max_events, 'p_max_events');
     PERFORM eventstore._check_projection_mode(v_projection, 'async');
 
-    SELECT p.* INTO v_projection
-    FROM eventstore.projections AS p
-    WHERE p.name = p_name
-    FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
+    v_projection := eventstore._try_lock_projection(p_name);
+    IF v_projection.name IS NULL THEN
         RETURN 0;  -- another runner holds it
     END IF;
     IF v_projection.state <> 'running' THEN

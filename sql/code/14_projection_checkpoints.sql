@@ -14,11 +14,13 @@ DECLARE
     v_projection eventstore.projections := eventstore._registered_projection(p_name);
 BEGIN
     PERFORM eventstore._check_projection_mode(v_projection, 'external');
-    RETURN QUERY
-    SELECT ROW(p.checkpoint_feed_key, p.checkpoint_id)::eventstore.feed_position, p.state, p.event_types
-    FROM eventstore.projections AS p
-    WHERE p.name = p_name
-    FOR UPDATE SKIP LOCKED;
+    v_projection := eventstore._try_lock_projection(p_name);
+    IF v_projection.name IS NOT NULL THEN
+        RETURN QUERY SELECT
+            ROW(v_projection.checkpoint_feed_key, v_projection.checkpoint_id)::eventstore.feed_position,
+            v_projection.state,
+            v_projection.event_types;
+    END IF;
 END;
 $$;
 
@@ -44,14 +46,10 @@ BEGIN
     PERFORM eventstore._check_not_negative(p_events_applied, 'p_events_applied');
     PERFORM eventstore._check_projection_mode(v_projection, 'external');
     -- Only the client that holds the projection may move its checkpoint: one
-    -- that does not would overwrite the holder's. SKIP LOCKED returns the row
-    -- when this transaction holds it (or nobody does: then it takes it), and
-    -- no row when another transaction holds it.
-    SELECT p.* INTO v_projection
-    FROM eventstore.projections AS p
-    WHERE p.name = p_name
-    FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
+    -- that does not would overwrite the holder's. The lock is granted when
+    -- this transaction holds it (or nobody does: then it takes it).
+    v_projection := eventstore._try_lock_projection(p_name);
+    IF v_projection.name IS NULL THEN
         RAISE EXCEPTION 'projection % is held by another client', p_name
             USING ERRCODE = 'ES002',
                   HINT = 'Call eventstore.lock_projection() first, in the same transaction, and go on only when it returns a row.';
