@@ -16,12 +16,32 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
 	libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check
 
-# The install script is sql/*.sql in file-name order: the numeric prefixes are the order.
-SQL_SOURCES := $(sort $(wildcard sql/*.sql))
+# sql/state/ holds what runs once (schema, tables, types), sql/code/ what can run
+# again (functions, views, triggers, comments, grants); each in file-name order:
+# the numeric prefixes are the order. See migrations/README.md.
+# The install script: state + code + the version record.
+SQL_STATE := $(sort $(wildcard sql/state/*.sql))
+SQL_CODE := $(sort $(wildcard sql/code/*.sql))
+SQL_VERSION_RECORD := sql/version.sql
 INSTALL_SCRIPT := build/eventstore.sql
+# The upgrade to this version from the one before: migrations/<from>--<VERSION>/
+# holds its hand-written pre.sql and post.sql; the script is pre + code + post +
+# the version record. Released upgrade scripts are frozen in migrations/.
+UPGRADE_DELTAS := $(wildcard migrations/*--$(VERSION))
+UPGRADE_SCRIPTS := $(patsubst migrations/%,build/eventstore--%.sql,$(UPGRADE_DELTAS))
+FROZEN_SCRIPTS := $(wildcard migrations/eventstore--*.sql)
 PACKAGE_SQL := python/src/pg_eventstore/sql
 
-.PHONY: help setup packages venv sql generate install test lint test-in-cluster extension-for-tests soak demo demo-clean bench dist clean clients test-clients
+# $(call build_script,what it is,files): the files, each under a comment naming
+# it, with @VERSION@ replaced, into the target.
+define build_script
+mkdir -p build
+{ echo "-- pg_eventstore $(VERSION): $(1), built by make sql from the files named below. Do not edit."; \
+  for f in $(2); do printf '\n-- %s\n' "$$f"; cat "$$f"; done; } \
+| sed 's/@VERSION@/$(VERSION)/g' > $@
+endef
+
+.PHONY: help setup packages venv sql generate freeze-upgrade install test lint test-in-cluster extension-for-tests soak demo demo-clean bench dist clean clients test-clients
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -43,20 +63,33 @@ venv: $(VENV)/.installed ## the virtualenv with the package and its dev tools
 
 setup: packages venv ## everything make test needs
 
-sql: $(INSTALL_SCRIPT) ## write build/eventstore.sql (and the package's copy)
+sql: $(INSTALL_SCRIPT) ## write build/eventstore.sql, this version's upgrade script, and the package's copies
 
-$(INSTALL_SCRIPT): VERSION $(SQL_SOURCES) $(wildcard migrations/*.sql)
-	mkdir -p build $(PACKAGE_SQL)
-	{ echo "-- pg_eventstore $(VERSION): install script built from sql/ by make sql. Do not edit."; \
-	  for f in $(SQL_SOURCES); do printf '\n-- %s\n' "$$f"; cat "$$f"; done; } \
-	| sed 's/@VERSION@/$(VERSION)/g' > $@
+build/eventstore--%.sql: migrations/%/pre.sql migrations/%/post.sql $(SQL_CODE) $(SQL_VERSION_RECORD) VERSION
+	$(call build_script,upgrade script $*,migrations/$*/pre.sql $(SQL_CODE) migrations/$*/post.sql $(SQL_VERSION_RECORD))
+
+# Also the package data (pg-eventstore install/upgrade from a wheel): the
+# install script, every upgrade script (frozen and built), VERSION.
+$(INSTALL_SCRIPT): VERSION $(SQL_STATE) $(SQL_CODE) $(SQL_VERSION_RECORD) $(UPGRADE_SCRIPTS) $(FROZEN_SCRIPTS)
+	$(call build_script,install script,$(SQL_STATE) $(SQL_CODE) $(SQL_VERSION_RECORD))
+	mkdir -p $(PACKAGE_SQL)
+	rm -f $(PACKAGE_SQL)/*.sql
 	cp $@ $(PACKAGE_SQL)/eventstore.sql
-	cp migrations/*.sql $(PACKAGE_SQL)/ 2>/dev/null || true
+	cp $(FROZEN_SCRIPTS) $(UPGRADE_SCRIPTS) $(PACKAGE_SQL)/
 	cp VERSION $(PACKAGE_SQL)/VERSION
+
+# The first step of the next release, on the commit that released VERSION and
+# before any change to sql/: freezes this version's upgrade script into
+# migrations/ (recorded in migrations/SHA256SUMS) and removes its delta folder.
+freeze-upgrade: $(INSTALL_SCRIPT)
+	test -n "$(UPGRADE_SCRIPTS)"
+	for s in $(UPGRADE_SCRIPTS); do cp "$$s" migrations/; done
+	cd migrations && sha256sum $(notdir $(UPGRADE_SCRIPTS)) >> SHA256SUMS
+	git rm -r -q $(UPGRADE_DELTAS)
 
 install: packages $(INSTALL_SCRIPT) ## install as the extension `eventstore` (PGXS)
 	sed 's/@VERSION@/$(VERSION)/' eventstore.control.in > build/eventstore.control
-	cp migrations/eventstore--*.sql build/
+	cp $(FROZEN_SCRIPTS) build/
 	cp $(INSTALL_SCRIPT) build/eventstore--$(VERSION).sql
 	cp pgxs.mk build/Makefile
 	$(MAKE) -C build PG_CONFIG=$(PG_CONFIG) VERSION=$(VERSION) install
@@ -90,7 +123,7 @@ test-in-cluster:
 	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -f $(INSTALL_SCRIPT) >/dev/null
 	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -f examples/orders/orders.sql >/dev/null
 	psql -X -q -v ON_ERROR_STOP=1 -d eventstore_pgtap -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION plpgsql_check'
-	pg_prove --failures --dbname eventstore_pgtap tests/sql/*.sql
+	pg_prove --failures --dbname eventstore_pgtap tests/sql/*/*.sql
 	$(MAKE) --no-print-directory test-clients
 	$(VENV)/bin/pytest tests/python
 

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pg_eventstore import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 MIGRATION_NAME = re.compile(r"^eventstore--\d+\.\d+\.\d+(--\d+\.\d+\.\d+)?\.sql$")
+# The hand-written part of the upgrade to this version: migrations/<from>--<to>/pre.sql and post.sql.
+DELTA_NAME = re.compile(r"^(?P<source>\d+\.\d+\.\d+)--(?P<target>\d+\.\d+\.\d+)$")
+# What the package ships (make sql copies it): the install script and every upgrade script.
+PACKAGE_SQL = Path(str(files("pg_eventstore") / "sql"))
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -68,15 +76,42 @@ def test_create_extension_installs_the_same_version(empty_dsn: str) -> None:
 
 
 def migration_files() -> list[Path]:
-    return sorted((ROOT / "migrations").glob("*.sql"))
+    """The first version's install script and every upgrade script, as the package ships them."""
+    return sorted(path for path in PACKAGE_SQL.glob("eventstore--*.sql"))
 
 
 def test_migrations_are_named_by_version() -> None:
     names = [path.name for path in migration_files()]
-    assert f"eventstore--{schema.package_version()}.sql" in names or any(
-        name.endswith(f"--{schema.package_version()}.sql") for name in names
-    ), "the current version needs a migration"
+    assert any(name.endswith(f"--{schema.package_version()}.sql") for name in names), (
+        "the current version needs an upgrade script"
+    )
     assert all(MIGRATION_NAME.match(name) for name in names), names
+
+
+def test_migrations_hold_frozen_scripts_and_one_delta_to_this_version() -> None:
+    """migrations/: released scripts, their checksums, the README, and the delta folder of this version's upgrade."""
+    deltas = [path for path in (ROOT / "migrations").iterdir() if path.is_dir()]
+    assert [DELTA_NAME.match(path.name)["target"] for path in deltas] == [schema.package_version()]  # type: ignore[index]
+    assert sorted(path.name for path in deltas[0].iterdir()) == ["post.sql", "pre.sql"]
+    others = {path.name for path in (ROOT / "migrations").iterdir() if path.is_file()} - {"SHA256SUMS", "README.md"}
+    assert all(MIGRATION_NAME.match(name) for name in others), others
+
+
+def test_released_scripts_are_never_edited() -> None:
+    """Every script in migrations/ is released: its sha256 is recorded in migrations/SHA256SUMS and must not change."""
+    lines = (ROOT / "migrations" / "SHA256SUMS").read_text().splitlines()
+    recorded = {name: digest for digest, name in (line.split(maxsplit=1) for line in lines)}
+    frozen = sorted(path.name for path in (ROOT / "migrations").glob("eventstore--*.sql"))
+    assert sorted(recorded) == frozen
+    for name, digest in recorded.items():
+        assert hashlib.sha256((ROOT / "migrations" / name).read_bytes()).hexdigest() == digest, f"{name} was edited"
+
+
+def test_the_hand_written_part_of_the_upgrade_is_small() -> None:
+    """The upgrade script is pre.sql + sql/code/ + post.sql: only the deltas are written by hand."""
+    (delta,) = (path for path in (ROOT / "migrations").iterdir() if path.is_dir())
+    lines = sum(len((delta / part).read_text().splitlines()) for part in ("pre.sql", "post.sql"))
+    assert lines < 200
 
 
 def dump_schema(dsn: str) -> str:
@@ -99,20 +134,84 @@ def dump_schema(dsn: str) -> str:
     return "\n".join(line for line in dump.splitlines() if not line.startswith(("--", "\\restrict", "\\unrestrict")))
 
 
-def test_schema_from_migrations_equals_schema_from_sql(empty_dsn: str, dsn: str) -> None:
-    """dsn was installed from build/eventstore.sql; empty_dsn gets the initial migration and every upgrade."""
+def dump_extension(dsn: str) -> str:
+    """pg_dump leaves an extension's members out, unless in binary-upgrade mode: its dump without oids and xids."""
+    params = conninfo_to_dict(dsn)
+    env = {**os.environ, "PGHOST": str(params["host"]), "PGPORT": str(params["port"]), "PGUSER": str(params["user"])}
+    dump = subprocess.run(
+        [str(PG_BINDIR / "pg_dump"), "--binary-upgrade", "--schema-only", "--no-owner", str(params["dbname"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    volatile = (
+        "--",
+        "\\restrict",
+        "\\unrestrict",
+        "SET relfrozenxid",
+        "WHERE oid = ",
+        "SELECT pg_catalog.binary_upgrade_set",
+    )
+    return "\n".join(
+        re.sub(r"\d+", "N", line) if "binary_upgrade_create_empty_extension" in line else line
+        for line in dump.splitlines()
+        if not line.startswith(volatile)
+    )
+
+
+@pytest.fixture
+def second_empty_dsn(server_dsn: str) -> Iterator[str]:
+    """Another database without the schema, for a fresh install to compare with."""
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(server_dsn, dbname=name)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def install_first_version(conn: psycopg.Connection[Any], how: str) -> None:
     initial, *_ = (path for path in migration_files() if "--" not in path.name[len("eventstore--") :])
-    with psycopg.connect(empty_dsn) as conn:
+    if how == "upgrade script":
         conn.execute(initial.read_text().encode())
-        conn.commit()
+    else:
+        first_version = initial.name.removeprefix("eventstore--").removesuffix(".sql")
+        conn.execute(sql.SQL("CREATE EXTENSION eventstore VERSION {}").format(sql.Literal(first_version)))
+
+
+def upgrade_to_this_version(conn: psycopg.Connection[Any], how: str) -> None:
+    if how == "upgrade script":
         version = schema.installed_version(conn)
         assert version is not None
         available = [path.name for path in migration_files()]
         for name in schema.upgrade_path(version, schema.package_version(), available):
-            conn.execute((ROOT / "migrations" / name).read_text().encode())
-        conn.commit()
-        assert schema.installed_version(conn) == schema.package_version()
-    assert dump_schema(empty_dsn) == dump_schema(dsn)
+            conn.execute((PACKAGE_SQL / name).read_text().encode())
+    else:
+        conn.execute("ALTER EXTENSION eventstore UPDATE")
+    assert schema.installed_version(conn) == schema.package_version()
+
+
+@pytest.mark.parametrize("how", ["upgrade script", "ALTER EXTENSION UPDATE"])
+def test_schema_from_migrations_equals_schema_from_sql(empty_dsn: str, second_empty_dsn: str, how: str) -> None:
+    """The first version plus every upgrade == a fresh install, with inline and async projections registered
+    before the upgrade (their generated functions and trigger are regenerated by it)."""
+    with psycopg.connect(second_empty_dsn, autocommit=True) as conn:
+        if how == "upgrade script":
+            conn.execute(schema.install_script().encode())
+        else:
+            conn.execute("CREATE EXTENSION eventstore")
+        conn.execute(COUNTER_SQL.encode())
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        install_first_version(conn, how)
+        conn.execute(COUNTER_SQL.encode())
+        upgrade_to_this_version(conn, how)
+    if how == "upgrade script":
+        assert dump_schema(empty_dsn) == dump_schema(second_empty_dsn)
+    else:
+        assert dump_extension(empty_dsn) == dump_extension(second_empty_dsn)
 
 
 def test_seed_temporal_queries_run_unchanged_for_a_reader(dsn: str, conn: psycopg.Connection[Any]) -> None:
@@ -189,13 +288,8 @@ def counts(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:
 @pytest.mark.parametrize("how", ["upgrade script", "ALTER EXTENSION UPDATE"])
 def test_upgrade_keeps_projections_registered_under_the_first_version_working(empty_dsn: str, how: str) -> None:
     """Projections registered under 0.1.0 (one-event handler wrappers) run after the upgrade, inline and async."""
-    initial, *_ = (path for path in migration_files() if "--" not in path.name[len("eventstore--") :])
-    first_version = initial.name.removeprefix("eventstore--").removesuffix(".sql")
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        if how == "upgrade script":
-            conn.execute(initial.read_text().encode())
-        else:
-            conn.execute(sql.SQL("CREATE EXTENSION eventstore VERSION {}").format(sql.Literal(first_version)))
+        install_first_version(conn, how)
         conn.execute(COUNTER_SQL.encode())
         append_counted(conn, 3)
         assert counts(conn) == {("inline", "Counted"): 3, ("inline", "Other"): 3}

@@ -135,7 +135,7 @@ def test_restore_into_a_new_cluster_resumes_the_feed_after_after_restore(dsn: st
             ).fetchone()
             used_snapshot = conn.execute(
                 "SELECT count(*) FROM eventstore.aggregate_snapshots AS s JOIN eventstore.aggregate_types AS t "
-                "USING (aggregate_type) WHERE s.fold_identity = eventstore.fold_identity(t.fold, t.initial_state)"
+                "USING (aggregate_type) WHERE s.fold_identity = eventstore._fold_identity(t.fold, t.initial_state)"
             ).fetchone()
 
     report(

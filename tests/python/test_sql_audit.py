@@ -1,7 +1,7 @@
-"""Audit of the dynamic SQL in sql/: names and values reach EXECUTE only through format() with %I / %L
+"""Audit of the dynamic SQL in sql/ (state/, code/): names and values reach EXECUTE only through format() with %I / %L
 (or as USING parameters). A %s placeholder is allowed only for the reviewed uses listed here, each
 a value of a reg* type or an already quoted name. (plpgsql_check's injection check in
-tests/sql/08_plpgsql_check.sql looks at the same code from the data-flow side.)"""
+tests/sql/code/plpgsql_check.sql looks at the same code from the data-flow side.)"""
 
 from __future__ import annotations
 
@@ -18,20 +18,20 @@ FORMAT_STRING = re.compile(r"^format\(\s*(?P<literal>E?'(?:[^']|'')*'|\$(?P<tag>
 
 # The %s uses reviewed by hand: (file, the argument that fills %s, why it is safe).
 REVIEWED_PERCENT_S = {
-    ("07_aggregates.sql", "p_generated"): "regprocedure: its text form is a quoted, qualified signature",
-    ("07_aggregates.sql", "v_owner"): "regrole: its text form is a quoted role name",
+    ("code/07_user_code_rights.sql", "p_generated"): "regprocedure: its text form is a quoted, qualified signature",
+    ("code/07_user_code_rights.sql", "v_owner"): "regrole: its text form is a quoted role name",
 }
 
 
 def execute_statements() -> list[tuple[str, str]]:
     statements = []
-    for path in sorted(SQL.glob("*.sql")):
+    for path in sorted(SQL.rglob("*.sql")):
         text = path.read_text()
         for match in EXECUTE.finditer(text):
             line = text[: match.start()].rsplit("\n", 1)[-1]
             if "GRANT" in line or line.lstrip().startswith("--"):
                 continue
-            statements.append((path.name, match.group("statement")))
+            statements.append((path.relative_to(SQL).as_posix(), match.group("statement")))
     return statements
 
 

@@ -5,7 +5,7 @@
 -- signature and definition) and the initial state. Snapshots carry it; a
 -- changed fold or initial state makes every older snapshot invisible. Not the
 -- oid: a dump restored elsewhere keeps its snapshots valid.
-CREATE FUNCTION eventstore.fold_identity(p_fold regprocedure, p_initial_state jsonb)
+CREATE OR REPLACE FUNCTION eventstore._fold_identity(p_fold regprocedure, p_initial_state jsonb)
 RETURNS text
 LANGUAGE sql
 STABLE
@@ -16,11 +16,11 @@ AS $$
     WHERE p.oid = p_fold;
 $$;
 
-COMMENT ON FUNCTION eventstore.fold_identity(regprocedure, jsonb) IS
+COMMENT ON FUNCTION eventstore._fold_identity(regprocedure, jsonb) IS
 'Internal: identifies a fold (function definition and initial state); snapshots are valid only for the identity that made them.';
 
 -- The registry row of a type; ES003 when it is not registered.
-CREATE FUNCTION eventstore.registered_type(p_aggregate_type text)
+CREATE OR REPLACE FUNCTION eventstore._registered_type(p_aggregate_type text)
 RETURNS eventstore.aggregate_types
 LANGUAGE plpgsql
 STABLE
@@ -29,10 +29,7 @@ AS $$
 DECLARE
     v_type eventstore.aggregate_types;
 BEGIN
-    IF p_aggregate_type IS NULL OR btrim(p_aggregate_type) = '' THEN
-        RAISE EXCEPTION 'p_aggregate_type must be a non-empty string'
-            USING ERRCODE = 'ES002';
-    END IF;
+    PERFORM eventstore._check_not_empty(p_aggregate_type, 'p_aggregate_type');
     SELECT t.* INTO v_type FROM eventstore.aggregate_types AS t WHERE t.aggregate_type = p_aggregate_type;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'aggregate type % is not registered', p_aggregate_type
@@ -43,91 +40,13 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION eventstore.registered_type(text) IS
+COMMENT ON FUNCTION eventstore._registered_type(text) IS
 'Internal: the registry row of an aggregate type; ES003 when it is not registered.';
-
--- Generated functions that call a user's function (a fold, a projection
--- handler or reset) are SECURITY DEFINER and handed to the owner of that
--- function: the user's code then runs with its owner's rights, never with the
--- event store owner's, even though the event store's own SECURITY DEFINER
--- functions call it. Only the event store's functions may execute them.
-CREATE FUNCTION eventstore.hand_to_owner_of(p_generated regprocedure, p_target regprocedure, p_comment text)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_owner regrole := (SELECT p.proowner::regrole FROM pg_catalog.pg_proc AS p WHERE p.oid = p_target);
-BEGIN
-    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', p_generated);
-    EXECUTE format('COMMENT ON FUNCTION %s IS %L', p_generated, p_comment);
-    IF v_owner <> current_user::regrole THEN
-        EXECUTE format('ALTER FUNCTION %s OWNER TO %s', p_generated, v_owner);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', p_generated, current_user);
-    END IF;
-END;
-$$;
-
-COMMENT ON FUNCTION eventstore.hand_to_owner_of(regprocedure, regprocedure, text) IS
-'Internal: makes a generated wrapper run with the rights of the owner of the user function it calls.';
-
--- The first statement of every generated wrapper. Its owner may ALTER it (to
--- SECURITY INVOKER, say, so that it would run with the rights of its caller,
--- the event store owner) but cannot replace its body, which needs CREATE on
--- schema eventstore: so the body refuses to run as anyone but that owner.
--- Fully qualified, types and operators included: the owner may also change
--- the wrapper's search_path.
-CREATE FUNCTION eventstore.owner_guard(p_target regprocedure)
-RETURNS text
-LANGUAGE sql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT format(
-        $guard$
-    IF CURRENT_USER OPERATOR(pg_catalog.<>) %1$L::pg_catalog.name THEN
-        RAISE EXCEPTION 'the generated function calling %% must run as %%, not as %%', %2$L, %1$L, CURRENT_USER
-            USING ERRCODE = '42501', HINT = 'It was altered after registration; register it again.';
-    END IF;$guard$,
-        pg_catalog.pg_get_userbyid(p.proowner), p.oid::regprocedure::text
-    )
-    FROM pg_catalog.pg_proc AS p
-    WHERE p.oid = p_target;
-$$;
-
-COMMENT ON FUNCTION eventstore.owner_guard(regprocedure) IS
-'Internal: PL/pgSQL that refuses to run unless the current user is the owner of p_target, for generated wrappers.';
-
--- Registering user code hands it to the event store, which runs it with its
--- owner's rights: so only a session that holds those rights may register it.
--- session_user, not current_user (the event store owner inside SECURITY
--- DEFINER functions): a session can never act with more than its login role's
--- rights, whatever role it SET ROLE to.
-CREATE FUNCTION eventstore.check_may_register(p_function regprocedure, p_what text)
-RETURNS void
-LANGUAGE plpgsql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_owner oid := (SELECT p.proowner FROM pg_catalog.pg_proc AS p WHERE p.oid = p_function);
-BEGIN
-    IF NOT pg_catalog.pg_has_role(session_user, v_owner, 'USAGE') THEN
-        RAISE EXCEPTION 'permission denied to register % %: it belongs to %, and % does not hold that role''s rights',
-                        p_what, p_function, v_owner::regrole, session_user
-            USING ERRCODE = '42501',
-                  HINT = 'Register functions owned by your own role (the event store runs them with their owner''s rights).';
-    END IF;
-END;
-$$;
-
-COMMENT ON FUNCTION eventstore.check_may_register(regprocedure, text) IS
-'Internal: 42501 unless the session''s login role holds the rights of the owner of a function to be registered.';
 
 -- Purpose: register (or re-register) the fold of an aggregate type. Wraps the
 -- fold in a generated step function and aggregate, so loads fold in one
 -- statement: the step starts from the given state and refuses a NULL result.
-CREATE FUNCTION eventstore.register_aggregate_type(
+CREATE OR REPLACE FUNCTION eventstore.register_aggregate_type(
     p_aggregate_type text,
     p_fold regprocedure,
     p_initial_state jsonb DEFAULT '{}',
@@ -144,19 +63,11 @@ DECLARE
     v_aggregate text := 'fold_events_' || md5(p_aggregate_type);
     v_previous text;
 BEGIN
-    IF p_aggregate_type IS NULL OR btrim(p_aggregate_type) = '' OR length(p_aggregate_type) > 255 THEN
-        RAISE EXCEPTION 'p_aggregate_type must be a non-empty string of at most 255 characters'
-            USING ERRCODE = 'ES002';
-    END IF;
-    IF p_initial_state IS NULL THEN
-        RAISE EXCEPTION 'p_initial_state must not be NULL'
-            USING ERRCODE = 'ES002', HINT = 'Pass the state of an aggregate before its first event, e.g. ''{}''.';
-    END IF;
-    IF p_snapshot_every IS NULL OR p_snapshot_every < 0 THEN
-        RAISE EXCEPTION 'p_snapshot_every must be >= 0 (0: no automatic snapshots); got %',
-                        coalesce(p_snapshot_every::text, 'NULL')
-            USING ERRCODE = 'ES002';
-    END IF;
+    PERFORM eventstore._check_name(p_aggregate_type, 'p_aggregate_type');
+    PERFORM eventstore._check_not_null(
+        p_initial_state, 'p_initial_state', 'Pass the state of an aggregate before its first event, e.g. ''{}''.'
+    );
+    PERFORM eventstore._check_not_negative(p_snapshot_every, 'p_snapshot_every', '0: no automatic snapshots.');
 
     SELECT n.nspname, p.proname
     INTO v_fold
@@ -173,7 +84,7 @@ BEGIN
             USING ERRCODE = 'ES002',
                   HINT = 'A fold takes the state and one event and returns the new state; it must be pure.';
     END IF;
-    PERFORM eventstore.check_may_register(p_fold, 'fold');
+    PERFORM eventstore._check_may_register(p_fold, 'fold');
 
     -- The body goes in as a literal (%L), never spliced into dollar quotes:
     -- the names of a fold and its schema may contain anything, $quotes$ too.
@@ -201,14 +112,14 @@ BEGIN
             RETURN v_state;
         END;
         $step$,
-            eventstore.owner_guard(p_fold), v_fold.nspname, v_fold.proname, v_fold.nspname, v_fold.proname
+            eventstore._owner_guard(p_fold), v_fold.nspname, v_fold.proname, v_fold.nspname, v_fold.proname
         )
     );
     EXECUTE format(
         'CREATE OR REPLACE AGGREGATE eventstore.%I(jsonb, eventstore.domain_events) (SFUNC = eventstore.%I, STYPE = jsonb)',
         v_aggregate, v_step
     );
-    PERFORM eventstore.hand_to_owner_of(
+    PERFORM eventstore._hand_to_owner_of(
         format('eventstore.%I(jsonb, jsonb, eventstore.domain_events)', v_step)::regprocedure,
         p_fold,
         format('Generated by register_aggregate_type(): one fold step of aggregate type %s.', p_aggregate_type)
@@ -220,7 +131,7 @@ BEGIN
         format('Generated by register_aggregate_type(): folds the events of aggregate type %s.', p_aggregate_type)
     );
 
-    SELECT eventstore.fold_identity(t.fold, t.initial_state) INTO v_previous
+    SELECT eventstore._fold_identity(t.fold, t.initial_state) INTO v_previous
     FROM eventstore.aggregate_types AS t
     WHERE t.aggregate_type = p_aggregate_type;
 
@@ -233,7 +144,7 @@ BEGIN
         fold_aggregate = excluded.fold_aggregate,
         registered_at = pg_catalog.now();
 
-    IF v_previous IS DISTINCT FROM eventstore.fold_identity(p_fold, p_initial_state) AND v_previous IS NOT NULL THEN
+    IF v_previous IS DISTINCT FROM eventstore._fold_identity(p_fold, p_initial_state) AND v_previous IS NOT NULL THEN
         RAISE NOTICE 'aggregate type % has a new fold: snapshots of the previous fold will not be used', p_aggregate_type
             USING HINT = 'eventstore.prune_snapshots() removes them.';
     END IF;
@@ -248,7 +159,7 @@ Errors: ES002 (bad signature or argument).';
 -- Purpose: the state of one aggregate at p_to_version (NULL: its latest), from
 -- the latest valid snapshot at or before it plus the events after it, folded
 -- in version order by one statement. No row when there is nothing to fold.
-CREATE FUNCTION eventstore.fold_state(
+CREATE OR REPLACE FUNCTION eventstore._fold_state(
     p_type eventstore.aggregate_types,
     p_aggregate_id uuid,
     p_to_version integer
@@ -272,7 +183,7 @@ BEGIN
     WHERE s.aggregate_type = p_type.aggregate_type
       AND s.aggregate_id = p_aggregate_id
       AND s.version <= v_to_version
-      AND s.fold_identity = eventstore.fold_identity(p_type.fold, p_type.initial_state)
+      AND s.fold_identity = eventstore._fold_identity(p_type.fold, p_type.initial_state)
     ORDER BY s.version DESC
     LIMIT 1;
     IF NOT FOUND THEN
@@ -297,12 +208,12 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION eventstore.fold_state(eventstore.aggregate_types, uuid, integer) IS
+COMMENT ON FUNCTION eventstore._fold_state(eventstore.aggregate_types, uuid, integer) IS
 'Internal: an aggregate''s state at a version (NULL: latest) from the latest valid snapshot at or before it plus the events after it.';
 
 -- The stream row of an aggregate that must be of the given type; NULL when
 -- the aggregate does not exist, ES002 when it is of another type.
-CREATE FUNCTION eventstore.typed_stream(p_aggregate_type text, p_aggregate_id uuid)
+CREATE OR REPLACE FUNCTION eventstore._typed_stream(p_aggregate_type text, p_aggregate_id uuid)
 RETURNS eventstore.streams
 LANGUAGE plpgsql
 STABLE
@@ -311,9 +222,7 @@ AS $$
 DECLARE
     v_stream eventstore.streams;
 BEGIN
-    IF p_aggregate_id IS NULL THEN
-        RAISE EXCEPTION 'p_aggregate_id must not be NULL' USING ERRCODE = 'ES002';
-    END IF;
+    PERFORM eventstore._check_not_null(p_aggregate_id, 'p_aggregate_id');
     SELECT s.* INTO v_stream FROM eventstore.streams AS s WHERE s.aggregate_id = p_aggregate_id;
     IF FOUND AND v_stream.aggregate_type <> p_aggregate_type THEN
         RAISE EXCEPTION 'aggregate % is of type %, not %', p_aggregate_id, v_stream.aggregate_type, p_aggregate_type
@@ -323,11 +232,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION eventstore.typed_stream(text, uuid) IS
+COMMENT ON FUNCTION eventstore._typed_stream(text, uuid) IS
 'Internal: the stream row of an aggregate of the given type; NULL when it does not exist, ES002 when it has another type.';
 
 -- The current state of one aggregate.
-CREATE FUNCTION eventstore.load_aggregate(p_aggregate_type text, p_aggregate_id uuid)
+CREATE OR REPLACE FUNCTION eventstore.load_aggregate(p_aggregate_type text, p_aggregate_id uuid)
 RETURNS TABLE (state jsonb, version integer)
 LANGUAGE plpgsql
 STABLE
@@ -335,12 +244,12 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_type eventstore.aggregate_types := eventstore.registered_type(p_aggregate_type);
+    v_type eventstore.aggregate_types := eventstore._registered_type(p_aggregate_type);
 BEGIN
-    IF (eventstore.typed_stream(p_aggregate_type, p_aggregate_id)).aggregate_id IS NULL THEN
+    IF (eventstore._typed_stream(p_aggregate_type, p_aggregate_id)).aggregate_id IS NULL THEN
         RETURN;
     END IF;
-    RETURN QUERY SELECT * FROM eventstore.fold_state(v_type, p_aggregate_id, NULL);
+    RETURN QUERY SELECT * FROM eventstore._fold_state(v_type, p_aggregate_id, NULL);
 END;
 $$;
 

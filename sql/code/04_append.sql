@@ -1,9 +1,13 @@
 -- Appending events: validation, idempotent retries, and append_events().
+-- Over 350 lines for one reason: append_events() is the hot path, one
+-- function whose steps share their locals (a helper call per step costs more
+-- than the step); its checks and its two INSERTs (with and without the
+-- caller's event_ids) are written out on purpose.
 
 -- Raises ES002 naming the first bad argument or event; returns nothing when
 -- the call is well formed. Nothing has been written when it raises.
--- No SET search_path (see next_transaction_id()): append_events() sets it.
-CREATE FUNCTION eventstore.validate_append(
+-- No SET search_path (see _next_transaction_id()): append_events() sets it.
+CREATE OR REPLACE FUNCTION eventstore._check_append(
     p_aggregate_type text,
     p_aggregate_id uuid,
     p_expected_version integer,
@@ -14,6 +18,8 @@ LANGUAGE plpgsql
 STABLE
 AS $$
 DECLARE
+    -- The keys an event may have, in the order the messages list them.
+    v_keys constant text[] := ARRAY['event_type', 'payload', 'metadata', 'event_id'];
     v_problem record;
 BEGIN
     IF p_aggregate_type IS NULL OR btrim(p_aggregate_type) = '' THEN
@@ -48,8 +54,12 @@ BEGIN
         SELECT CASE
             WHEN jsonb_typeof(t.e) <> 'object'
                 THEN 'is not a JSON object'
-            WHEN t.e - ARRAY['event_type', 'payload', 'metadata', 'event_id'] <> '{}'::jsonb
-                THEN 'has a key other than event_type, payload, metadata and event_id'
+            WHEN t.e - v_keys <> '{}'::jsonb
+                THEN format(
+                    'has an unknown key %s; expected %s',
+                    (SELECT to_json(k.key)::text FROM jsonb_object_keys(t.e - v_keys) AS k (key) ORDER BY k.key LIMIT 1),
+                    array_to_string(v_keys, ', ')
+                )
             WHEN jsonb_typeof(t.e -> 'event_type') IS DISTINCT FROM 'string'
                  OR btrim(t.e ->> 'event_type') = ''
                 THEN 'needs "event_type": a non-empty string'
@@ -96,7 +106,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION eventstore.validate_append(text, uuid, integer, jsonb) IS
+COMMENT ON FUNCTION eventstore._check_append(text, uuid, integer, jsonb) IS
 'Internal: raises ES002 naming the first malformed argument or event of an append_events() call.';
 
 -- When the events of this call are already stored (a client retrying after
@@ -105,7 +115,7 @@ COMMENT ON FUNCTION eventstore.validate_append(text, uuid, integer, jsonb) IS
 -- with other content, or only part of the call is stored.
 -- The caller holds the aggregate's stream lock, so a concurrent retry of the
 -- same call has either committed or not started.
-CREATE FUNCTION eventstore.stored_retry(
+CREATE OR REPLACE FUNCTION eventstore._stored_retry(
     p_aggregate_type text,
     p_aggregate_id uuid,
     p_events jsonb
@@ -169,13 +179,13 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION eventstore.stored_retry(text, uuid, jsonb) IS
+COMMENT ON FUNCTION eventstore._stored_retry(text, uuid, jsonb) IS
 'Internal: the stored rows of an append that is being retried, none when it is new; ES005 when event_ids are reused.';
 
 -- Purpose: append events to one aggregate atomically, with optimistic
 -- concurrency. The stream row serializes writers of this aggregate only;
 -- the events go in with one set-based INSERT.
-CREATE FUNCTION eventstore.append_events(
+CREATE OR REPLACE FUNCTION eventstore.append_events(
     p_aggregate_type text,
     p_aggregate_id uuid,
     p_expected_version integer,
@@ -200,7 +210,7 @@ DECLARE
     v_snapshot_every integer;
     v_has_event_ids boolean;
 BEGIN
-    PERFORM eventstore.validate_append(p_aggregate_type, p_aggregate_id, p_expected_version, p_events);
+    PERFORM eventstore._check_append(p_aggregate_type, p_aggregate_id, p_expected_version, p_events);
     v_count := jsonb_array_length(p_events);
     v_has_event_ids := jsonb_path_exists(p_events, '$[*].event_id ? (@ != null)');
 
@@ -209,16 +219,16 @@ BEGIN
     -- than the values.
     SELECT
         pg_current_xact_id()::text::bigint + s.feed_key_offset,
-        eventstore.next_transaction_id() + s.feed_key_offset,
+        eventstore._next_transaction_id() + s.feed_key_offset,
         (SELECT max(d.feed_key) FROM eventstore.domain_events AS d),
         (SELECT t.snapshot_every FROM eventstore.aggregate_types AS t WHERE t.aggregate_type = p_aggregate_type)
     INTO v_own_key, v_lowest_free_key, v_highest_key, v_snapshot_every
     FROM eventstore.settings AS s;
-    -- The test of checked_feed_key_offset(), which raises ES006 for it: a
+    -- The test of _checked_feed_key_offset(), which raises ES006 for it: a
     -- stored key at or above every transaction id (plus the offset) means a
     -- restore into a new cluster.
     IF v_highest_key >= v_lowest_free_key THEN
-        PERFORM eventstore.checked_feed_key_offset();
+        PERFORM eventstore._checked_feed_key_offset();
     END IF;
 
     -- Look up and lock the stream row, unless the call says the aggregate is
@@ -267,7 +277,7 @@ BEGIN
         -- A retry of a call that is already stored returns the stored rows,
         -- however stale its expected version is by now.
         IF v_has_event_ids THEN
-            RETURN QUERY SELECT * FROM eventstore.stored_retry(p_aggregate_type, p_aggregate_id, p_events);
+            RETURN QUERY SELECT * FROM eventstore._stored_retry(p_aggregate_type, p_aggregate_id, p_events);
             IF FOUND THEN
                 RETURN;
             END IF;
@@ -353,7 +363,7 @@ BEGIN
     IF v_snapshot_every > 0
        AND v_last_version >= v_snapshot_every
        AND (v_last_version / v_snapshot_every) * v_snapshot_every >= v_first_version THEN
-        PERFORM eventstore.take_automatic_snapshot(p_aggregate_type, p_aggregate_id, v_last_version);
+        PERFORM eventstore._take_automatic_snapshot(p_aggregate_type, p_aggregate_id, v_last_version);
     END IF;
 END;
 $$;

@@ -382,7 +382,7 @@ SELECT
     'a0000000-0000-4000-8000-000000000001'::uuid AS aggregate_id,
     planted.version,
     planted.state,
-    coalesce(planted.fold_identity, eventstore.fold_identity(t.fold, t.initial_state)) AS fold_identity
+    coalesce(planted.fold_identity, eventstore._fold_identity(t.fold, t.initial_state)) AS fold_identity
 FROM eventstore.aggregate_types AS t
 CROSS JOIN (
     VALUES
@@ -410,7 +410,7 @@ SELECT
     'a0000000-0000-4000-8000-000000000001'::uuid AS aggregate_id,
     3 AS version,
     '{"types": ["at-head"], "sum": 0}'::jsonb AS state,
-    eventstore.fold_identity(t.fold, t.initial_state) AS fold_identity
+    eventstore._fold_identity(t.fold, t.initial_state) AS fold_identity
 FROM eventstore.aggregate_types AS t
 WHERE t.aggregate_type = 'Tally';
 SELECT results_eq(

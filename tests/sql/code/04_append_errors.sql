@@ -1,7 +1,7 @@
 -- append_events refuses bad input with ES002 and version conflicts with
 -- ES001, and writes nothing when it refuses.
 BEGIN;
-SELECT plan(84);
+SELECT plan(85);
 
 -- Runs a call that must fail with p_code, then checks that the event store
 -- still holds as many events and streams as before: two assertions per call.
@@ -107,6 +107,13 @@ SELECT pg_temp.refused(
     $$SELECT eventstore.append_events('Order', 'a0000000-0000-4000-8000-000000000009', -1,
         '[{"event_type": "E", "payload": {}, "version": 3}]')$$,
     'ES002', 'an event with an unknown key'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.append_events('Order', 'a0000000-0000-4000-8000-000000000009', -1,
+        '[{"event_type": "E", "payload": {}}, {"eventType": "E", "payload": {}}]')$$,
+    'ES002',
+    'p_events[1] has an unknown key "eventType"; expected event_type, payload, metadata, event_id',
+    'an unknown key is named in the message, with the index of its event and the keys expected'
 );
 SELECT pg_temp.refused(
     $$SELECT eventstore.append_events('Order', 'a0000000-0000-4000-8000-000000000009', -1,

@@ -293,7 +293,7 @@ SELECT
     'a0000000-0000-4000-8000-000000000001'::uuid AS aggregate_id,
     3 AS version,
     '{"types": ["planted"], "sum": 0}'::jsonb AS state,
-    eventstore.fold_identity(t.fold, t.initial_state) AS fold_identity
+    eventstore._fold_identity(t.fold, t.initial_state) AS fold_identity
 FROM eventstore.aggregate_types AS t
 WHERE t.aggregate_type = 'Ledger';
 

@@ -7,7 +7,7 @@ BEGIN;
 -- after_restore's NOTICE and skip_projection_event's WARNING are not what
 -- this file is about.
 SET LOCAL client_min_messages = error;
-SELECT plan(104);
+SELECT plan(106);
 
 SELECT has_role('eventstore_reader', 'role eventstore_reader exists');
 SELECT has_role('eventstore_writer', 'role eventstore_writer exists');
@@ -132,17 +132,28 @@ SELECT is_empty(
         SELECT p.oid::regprocedure
         FROM pg_catalog.pg_proc AS p
         WHERE p.pronamespace = 'eventstore'::regnamespace
-          AND p.proname IN (
-              'validate_append', 'stored_retry', 'checked_feed_key_offset', 'check_page_size', 'feed_page',
-              'fold_identity', 'registered_type',
-              'fold_state', 'typed_stream', 'save_snapshot', 'take_automatic_snapshot', 'hand_to_owner_of', 'owner_guard',
-              'qualified_name', 'registered_projection', 'projection_wrapper',
-              'refresh_inline_projections', 'validate_event_types', 'change_projection_state', 'projection_batch',
-              'apply_projection_batch', 'create_projection_wrappers'
-          )
+          AND p.proname LIKE '\_%'
           AND has_function_privilege('eventstore_admin', p.oid, 'EXECUTE')
     $$,
-    'internal functions are not executable by the roles'
+    'internal functions (a leading underscore) are not executable by the roles'
+);
+SELECT ok(
+    (
+        SELECT count(*) >= 30 FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'eventstore'::regnamespace AND p.proname LIKE '\_%'
+    ),
+    'the internal functions carry the leading underscore'
+);
+SELECT is_empty(
+    $$
+        SELECT p.oid::regprocedure, obj_description(p.oid, 'pg_proc')
+        FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'eventstore'::regnamespace
+          AND p.proname NOT SIMILAR TO '(projection_handler|projection_reset|fold_step|fold_events)\_%'
+          AND p.proname <> 'apply_inline_projections'
+          AND (p.proname LIKE '\_%') <> (obj_description(p.oid, 'pg_proc') LIKE 'Internal: %')
+    $$,
+    'a function is internal (comment "Internal: ...") exactly when its name starts with an underscore'
 );
 
 SELECT is_empty(
@@ -306,7 +317,7 @@ SELECT throws_ok(
     '42501', NULL, 'eventstore_writer cannot run after_restore'
 );
 SELECT throws_ok(
-    $$SELECT eventstore.validate_append('Order', 'a0000000-0000-4000-8000-000000000001', NULL, '[]')$$,
+    $$SELECT eventstore._check_append('Order', 'a0000000-0000-4000-8000-000000000001', NULL, '[]')$$,
     '42501', NULL, 'eventstore_writer cannot call internal functions'
 );
 SELECT results_eq(

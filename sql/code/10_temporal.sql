@@ -2,7 +2,7 @@
 -- aggregate's history with the state after each event, event counts.
 
 -- An aggregate's state right after its event p_version.
-CREATE FUNCTION eventstore.aggregate_state_at_version(
+CREATE OR REPLACE FUNCTION eventstore.aggregate_state_at_version(
     p_aggregate_type text,
     p_aggregate_id uuid,
     p_version integer
@@ -14,18 +14,15 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_type eventstore.aggregate_types := eventstore.registered_type(p_aggregate_type);
+    v_type eventstore.aggregate_types := eventstore._registered_type(p_aggregate_type);
     v_current integer;
 BEGIN
-    IF p_version IS NULL OR p_version < 0 THEN
-        RAISE EXCEPTION 'p_version must be a version >= 0; got %', coalesce(p_version::text, 'NULL')
-            USING ERRCODE = 'ES002';
-    END IF;
-    v_current := (eventstore.typed_stream(p_aggregate_type, p_aggregate_id)).version;
+    PERFORM eventstore._check_not_negative(p_version, 'p_version', 'Versions start at 0.');
+    v_current := (eventstore._typed_stream(p_aggregate_type, p_aggregate_id)).version;
     IF v_current IS NULL OR p_version > v_current THEN
         RETURN;
     END IF;
-    RETURN QUERY SELECT * FROM eventstore.fold_state(v_type, p_aggregate_id, p_version);
+    RETURN QUERY SELECT * FROM eventstore._fold_state(v_type, p_aggregate_id, p_version);
 END;
 $$;
 
@@ -36,7 +33,7 @@ No row when the aggregate or that version does not exist. Errors: ES002, ES003.'
 -- An aggregate's state as of a moment: after its last event that occurred at
 -- or before it. occurred_at never decreases along an aggregate, so this is
 -- well defined.
-CREATE FUNCTION eventstore.aggregate_state_at(
+CREATE OR REPLACE FUNCTION eventstore.aggregate_state_at(
     p_aggregate_type text,
     p_aggregate_id uuid,
     p_as_of timestamptz
@@ -48,13 +45,11 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_type eventstore.aggregate_types := eventstore.registered_type(p_aggregate_type);
+    v_type eventstore.aggregate_types := eventstore._registered_type(p_aggregate_type);
     v_version integer;
 BEGIN
-    IF p_as_of IS NULL THEN
-        RAISE EXCEPTION 'p_as_of must not be NULL' USING ERRCODE = 'ES002';
-    END IF;
-    IF (eventstore.typed_stream(p_aggregate_type, p_aggregate_id)).aggregate_id IS NULL THEN
+    PERFORM eventstore._check_not_null(p_as_of, 'p_as_of');
+    IF (eventstore._typed_stream(p_aggregate_type, p_aggregate_id)).aggregate_id IS NULL THEN
         RETURN;
     END IF;
     SELECT max(d.event_version) INTO v_version
@@ -63,7 +58,7 @@ BEGIN
     IF v_version IS NULL THEN
         RETURN;
     END IF;
-    RETURN QUERY SELECT * FROM eventstore.fold_state(v_type, p_aggregate_id, v_version);
+    RETURN QUERY SELECT * FROM eventstore._fold_state(v_type, p_aggregate_id, v_version);
 END;
 $$;
 
@@ -74,7 +69,7 @@ No row before the first event or for an unknown aggregate. Errors: ES002, ES003.
 -- Purpose: replay for debugging: every event of an aggregate in version order
 -- with the state right after it (NULL when its type has no registered fold).
 -- The generated fold aggregate runs as a window function: one statement.
-CREATE FUNCTION eventstore.aggregate_history(p_aggregate_id uuid)
+CREATE OR REPLACE FUNCTION eventstore.aggregate_history(p_aggregate_id uuid)
 RETURNS TABLE (
     event_version integer,
     event_type text,
@@ -91,9 +86,7 @@ AS $$
 DECLARE
     v_type eventstore.aggregate_types;
 BEGIN
-    IF p_aggregate_id IS NULL THEN
-        RAISE EXCEPTION 'p_aggregate_id must not be NULL' USING ERRCODE = 'ES002';
-    END IF;
+    PERFORM eventstore._check_not_null(p_aggregate_id, 'p_aggregate_id');
     SELECT t.* INTO v_type
     FROM eventstore.streams AS s
     INNER JOIN eventstore.aggregate_types AS t ON s.aggregate_type = t.aggregate_type
@@ -124,7 +117,7 @@ COMMENT ON FUNCTION eventstore.aggregate_history(uuid) IS
 (NULL when the type has no registered fold). Errors: ES002.';
 
 -- Operational analytics: events per time bucket and event type.
-CREATE FUNCTION eventstore.event_counts(
+CREATE OR REPLACE FUNCTION eventstore.event_counts(
     p_from timestamptz,
     p_to timestamptz,
     p_bucket text DEFAULT 'day'

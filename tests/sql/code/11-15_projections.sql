@@ -1,12 +1,14 @@
--- Projections: registration and its errors, inline projections (the
--- generated trigger), async runs with checkpoints, failure handling (retry,
--- skip), rebuilds, external (client-side) checkpoints, and the status view.
+-- Projections (sql/code/11_projection_registry.sql to 15_projection_status.sql),
+-- one scenario whose steps build on each other: registration and its errors,
+-- inline projections (the generated trigger), async runs with checkpoints,
+-- failure handling (retry, skip), rebuilds, external (client-side)
+-- checkpoints, and the status view.
 --
 -- run_projection and an async rebuild read the feed below the fence, the
 -- oldest running transaction: events appended by this test's own transaction
 -- stay out of them. The async tests therefore insert rows with small feed
 -- keys directly, as the owner, standing for events of transactions that
--- ended long ago (as 05_read.sql does for read_all).
+-- ended long ago (as code/05_read.sql does for read_all).
 BEGIN;
 -- A failing handler and a skipped event raise WARNINGs by design, and pausing
 -- a paused projection a NOTICE: not what this file is about.
@@ -537,7 +539,9 @@ SELECT throws_ok(
             '[{"event_type": "OrderPlaced", "payload": {}}, {"event_type": "Toxic", "payload": {}}]'
         )
     $$,
-    'TP002', 'toxic', 'a failing inline handler fails the append with the handler''s error'
+    'TP002',
+    'inline projection inline_fragile refused Toxic of aggregate Order a0000000-0000-4000-8000-000000000002: toxic',
+    'a failing inline handler fails the append with the handler''s error, naming the projection, event and aggregate'
 );
 SELECT ok(
     NOT EXISTS (

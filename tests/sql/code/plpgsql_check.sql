@@ -59,11 +59,13 @@ SELECT lives_ok(
 
 -- Every PL/pgSQL function of the schema, paired with each table it is a
 -- trigger on: plpgsql_check needs that table (relid) to check a trigger
--- function. Other functions are checked with relid 0.
+-- function, and the name of its transition table (newtable) if it has one.
+-- Other functions are checked with relid 0.
 CREATE TEMP VIEW checked_functions AS
-SELECT DISTINCT
+SELECT DISTINCT  -- noqa: ST06
     p.oid::regprocedure AS function_name,
-    coalesce(t.tgrelid, 0)::regclass AS relid
+    coalesce(t.tgrelid, 0)::regclass AS relid,
+    t.tgnewtable AS newtable
 FROM pg_catalog.pg_proc AS p
 INNER JOIN pg_catalog.pg_language AS l ON p.prolang = l.oid
 LEFT JOIN pg_catalog.pg_trigger AS t ON p.oid = t.tgfoid
@@ -123,7 +125,7 @@ SELECT is_empty(
     $$
         SELECT f.function_name, f.relid, c.lineno, c.message, c.detail
         FROM checked_functions AS f
-        CROSS JOIN LATERAL plpgsql_check_function_tb(f.function_name, f.relid, fatal_errors => FALSE) AS c
+        CROSS JOIN LATERAL plpgsql_check_function_tb(f.function_name, f.relid, fatal_errors => FALSE, newtable => f.newtable) AS c
         WHERE c.level = 'error'
     $$,
     'plpgsql_check reports no error in any eventstore function'
@@ -133,7 +135,7 @@ SELECT is_empty(
         SELECT f.function_name, f.relid, c.lineno, c.message
         FROM checked_functions AS f
         CROSS JOIN LATERAL plpgsql_check_function_tb(
-            f.function_name, f.relid, fatal_errors => FALSE, security_warnings => TRUE
+            f.function_name, f.relid, fatal_errors => FALSE, security_warnings => TRUE, newtable => f.newtable
         ) AS c
         WHERE c.level = 'security'
     $$,

@@ -24,6 +24,22 @@ CREATE TYPE eventstore.feed_position AS (
     id bigint
 );
 
+-- An event as the feed delivers it: the stored row and its position. The
+-- result of read_all() (both overloads) and of the page query they share.
+CREATE TYPE eventstore.feed_event AS (
+    id bigint,
+    event_id uuid,
+    aggregate_type text,
+    aggregate_id uuid,
+    event_type text,
+    event_version integer,
+    payload jsonb,
+    metadata jsonb,
+    occurred_at timestamptz,
+    feed_key bigint,
+    feed_position eventstore.feed_position
+);
+
 -- The log. The seed's columns and names, so DBAs' SQL runs unchanged, plus
 -- feed_key: the order key of the global feed (see read_all).
 CREATE TABLE eventstore.domain_events (

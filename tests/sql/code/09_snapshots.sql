@@ -99,7 +99,7 @@ CREATE FUNCTION pg_temp.snapshots(p_id uuid)
 RETURNS TABLE (version integer, valid boolean)
 LANGUAGE sql
 AS $fn$
-    SELECT s.version, s.fold_identity IS NOT DISTINCT FROM eventstore.fold_identity(t.fold, t.initial_state)
+    SELECT s.version, s.fold_identity IS NOT DISTINCT FROM eventstore._fold_identity(t.fold, t.initial_state)
     FROM eventstore.aggregate_snapshots AS s
     LEFT JOIN eventstore.aggregate_types AS t ON s.aggregate_type = t.aggregate_type
     WHERE s.aggregate_id = p_id
@@ -570,7 +570,7 @@ SELECT is_empty(
         SELECT s.aggregate_type, s.aggregate_id, s.version
         FROM eventstore.aggregate_snapshots AS s
         LEFT JOIN eventstore.aggregate_types AS t ON s.aggregate_type = t.aggregate_type
-        WHERE s.fold_identity IS DISTINCT FROM eventstore.fold_identity(t.fold, t.initial_state)
+        WHERE s.fold_identity IS DISTINCT FROM eventstore._fold_identity(t.fold, t.initial_state)
     $$,
     'after pruning all types no invalid snapshot or snapshot of an unregistered type remains'
 );

@@ -2,7 +2,7 @@
 -- for everyone, the owner and superusers included.
 
 -- Raises ES004 for whatever statement fired it.
-CREATE FUNCTION eventstore.refuse_event_change()
+CREATE OR REPLACE FUNCTION eventstore._refuse_event_change()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -14,16 +14,16 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION eventstore.refuse_event_change() IS
-'Trigger function: refuses UPDATE, DELETE and TRUNCATE on eventstore.domain_events with ES004.';
+COMMENT ON FUNCTION eventstore._refuse_event_change() IS
+'Internal: trigger function that refuses UPDATE, DELETE and TRUNCATE on eventstore.domain_events with ES004.';
 
-CREATE TRIGGER domain_events_refuse_update_delete
+CREATE OR REPLACE TRIGGER domain_events_refuse_update_delete
 BEFORE UPDATE OR DELETE ON eventstore.domain_events
-FOR EACH STATEMENT EXECUTE FUNCTION eventstore.refuse_event_change();
+FOR EACH STATEMENT EXECUTE FUNCTION eventstore._refuse_event_change();
 
-CREATE TRIGGER domain_events_refuse_truncate
+CREATE OR REPLACE TRIGGER domain_events_refuse_truncate
 BEFORE TRUNCATE ON eventstore.domain_events
-FOR EACH STATEMENT EXECUTE FUNCTION eventstore.refuse_event_change();
+FOR EACH STATEMENT EXECUTE FUNCTION eventstore._refuse_event_change();
 
 -- ALWAYS: the triggers fire under session_replication_role = replica too,
 -- which would otherwise let a superuser slip past them.

@@ -1,7 +1,7 @@
 -- Reading: one aggregate's events, and the global feed.
 
 -- One aggregate's events from a version on, in version order.
-CREATE FUNCTION eventstore.load_events(p_aggregate_id uuid, p_from_version integer DEFAULT 0)
+CREATE OR REPLACE FUNCTION eventstore.load_events(p_aggregate_id uuid, p_from_version integer DEFAULT 0)
 RETURNS SETOF eventstore.domain_events
 LANGUAGE plpgsql
 STABLE
@@ -9,13 +9,8 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_aggregate_id IS NULL THEN
-        RAISE EXCEPTION 'p_aggregate_id must not be NULL' USING ERRCODE = 'ES002';
-    END IF;
-    IF p_from_version IS NULL OR p_from_version < 0 THEN
-        RAISE EXCEPTION 'p_from_version must be a version >= 0; got %', coalesce(p_from_version::text, 'NULL')
-            USING ERRCODE = 'ES002', HINT = 'Versions start at 0.';
-    END IF;
+    PERFORM eventstore._check_not_null(p_aggregate_id, 'p_aggregate_id');
+    PERFORM eventstore._check_not_negative(p_from_version, 'p_from_version', 'Versions start at 0.');
     RETURN QUERY
     SELECT d.*
     FROM eventstore.domain_events AS d
@@ -28,28 +23,11 @@ $$;
 COMMENT ON FUNCTION eventstore.load_events(uuid, integer) IS
 'The events of one aggregate from p_from_version (default 0) on, in version order; no row for an unknown aggregate. Errors: ES002.';
 
--- Raises ES002 unless p_max_count, a page size of read_all(), is positive.
-CREATE FUNCTION eventstore.check_page_size(p_max_count integer)
-RETURNS void
-LANGUAGE plpgsql
-IMMUTABLE
-AS $$
-BEGIN
-    IF p_max_count IS NULL OR p_max_count < 1 THEN
-        RAISE EXCEPTION 'p_max_count must be a positive integer; got %', coalesce(p_max_count::text, 'NULL')
-            USING ERRCODE = 'ES002';
-    END IF;
-END;
-$$;
-
-COMMENT ON FUNCTION eventstore.check_page_size(integer) IS
-'Internal: ES002 unless a read_all() page size is a positive integer.';
-
 -- One page of the feed after (p_after_key, p_after_id), below p_fence: the
 -- query of both read_all() overloads. A plain SQL function, which the
 -- planner inlines into their RETURN QUERY; one overload calling the other
 -- would store every page twice (each set-returning call keeps its rows).
-CREATE FUNCTION eventstore.feed_page(
+CREATE OR REPLACE FUNCTION eventstore._feed_page(
     p_after_key bigint,
     p_after_id bigint,
     p_fence bigint,
@@ -57,19 +35,7 @@ CREATE FUNCTION eventstore.feed_page(
     p_event_types text[],
     p_aggregate_types text[]
 )
-RETURNS TABLE (
-    id bigint,
-    event_id uuid,
-    aggregate_type text,
-    aggregate_id uuid,
-    event_type text,
-    event_version integer,
-    payload jsonb,
-    metadata jsonb,
-    occurred_at timestamptz,
-    feed_key bigint,
-    feed_position eventstore.feed_position
-)
+RETURNS SETOF eventstore.feed_event
 LANGUAGE sql
 STABLE
 AS $$
@@ -86,7 +52,7 @@ AS $$
     LIMIT p_max_count;
 $$;
 
-COMMENT ON FUNCTION eventstore.feed_page(bigint, bigint, bigint, integer, text[], text[]) IS
+COMMENT ON FUNCTION eventstore._feed_page(bigint, bigint, bigint, integer, text[], text[]) IS
 'Internal: one page of the feed after a position and below a fence, in feed order (the query of read_all()).';
 
 -- Purpose: the global feed. Rows come in (feed_key, id) order and only below
@@ -96,25 +62,13 @@ COMMENT ON FUNCTION eventstore.feed_page(bigint, bigint, bigint, integer, text[]
 -- plan_cache_mode: the page query's plan is the same index scan for every
 -- position, but PostgreSQL would plan it again on every call (the custom
 -- plan's estimate beats the generic one's); that was 5% of a page.
-CREATE FUNCTION eventstore.read_all(
+CREATE OR REPLACE FUNCTION eventstore.read_all(
     p_after eventstore.feed_position DEFAULT NULL,
     p_max_count integer DEFAULT 1000,
     p_event_types text[] DEFAULT NULL,
     p_aggregate_types text[] DEFAULT NULL
 )
-RETURNS TABLE (
-    id bigint,
-    event_id uuid,
-    aggregate_type text,
-    aggregate_id uuid,
-    event_type text,
-    event_version integer,
-    payload jsonb,
-    metadata jsonb,
-    occurred_at timestamptz,
-    feed_key bigint,
-    feed_position eventstore.feed_position
-)
+RETURNS SETOF eventstore.feed_event
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
@@ -125,19 +79,16 @@ DECLARE
     v_after_key bigint := -1;
     v_after_id bigint := 0;
 BEGIN
-    PERFORM eventstore.check_page_size(p_max_count);
+    PERFORM eventstore._check_positive(p_max_count, 'p_max_count');
     -- Not "p_after IS NOT NULL": a row is NOT NULL only when every field is,
     -- so a half-NULL position would be read from the start instead of refused.
     IF NOT p_after IS NULL THEN
-        IF (p_after).feed_key IS NULL OR (p_after).id IS NULL THEN
-            RAISE EXCEPTION 'p_after must be a full feed position or NULL; got %', p_after
-                USING ERRCODE = 'ES002', HINT = 'Pass the feed_position of the last row you processed.';
-        END IF;
+        PERFORM eventstore._check_feed_position(p_after, 'p_after');
         v_after_key := (p_after).feed_key;
         v_after_id := (p_after).id;
     END IF;
     RETURN QUERY
-    SELECT * FROM eventstore.feed_page(
+    SELECT * FROM eventstore._feed_page(
         v_after_key, v_after_id, eventstore.feed_fence(), p_max_count, p_event_types, p_aggregate_types
     );
 END;
@@ -150,25 +101,13 @@ Pass the last row''s feed_position back as p_after to resume. Errors: ES002, ES0
 
 -- The same feed, with the position in its text form '(feed_key,id)', as
 -- clients store it. NULL starts from the beginning.
-CREATE FUNCTION eventstore.read_all(
+CREATE OR REPLACE FUNCTION eventstore.read_all(
     p_after text,
     p_max_count integer DEFAULT 1000,
     p_event_types text[] DEFAULT NULL,
     p_aggregate_types text[] DEFAULT NULL
 )
-RETURNS TABLE (
-    id bigint,
-    event_id uuid,
-    aggregate_type text,
-    aggregate_id uuid,
-    event_type text,
-    event_version integer,
-    payload jsonb,
-    metadata jsonb,
-    occurred_at timestamptz,
-    feed_key bigint,
-    feed_position eventstore.feed_position
-)
+RETURNS SETOF eventstore.feed_event
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
@@ -185,9 +124,9 @@ BEGIN
         RAISE EXCEPTION 'p_after is not a feed position: %', p_after
             USING ERRCODE = 'ES002', HINT = 'A feed position reads ''(feed_key,id)'', e.g. ''(1234,56)''.';
     END IF;
-    PERFORM eventstore.check_page_size(p_max_count);
+    PERFORM eventstore._check_positive(p_max_count, 'p_max_count');
     RETURN QUERY
-    SELECT * FROM eventstore.feed_page(
+    SELECT * FROM eventstore._feed_page(
         coalesce((p_after::eventstore.feed_position).feed_key, -1),
         coalesce((p_after::eventstore.feed_position).id, 0),
         eventstore.feed_fence(), p_max_count, p_event_types, p_aggregate_types

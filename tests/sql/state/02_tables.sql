@@ -2,7 +2,7 @@
 -- feed_position type, the public functions with their security settings,
 -- and the triggers.
 BEGIN;
-SELECT plan(87);
+SELECT plan(88);
 
 SELECT has_schema('eventstore', 'schema eventstore exists');
 
@@ -229,10 +229,23 @@ SELECT is(
     (SELECT pg_catalog.pg_get_function_result(
         'eventstore.read_all(eventstore.feed_position, integer, text[], text[])'::regprocedure
     )),
-    'TABLE(id bigint, event_id uuid, aggregate_type text, aggregate_id uuid, event_type text, '
-    || 'event_version integer, payload jsonb, metadata jsonb, occurred_at timestamp with time zone, '
-    || 'feed_key bigint, feed_position eventstore.feed_position)',
-    'read_all returns every domain_events column plus feed_position'
+    'SETOF eventstore.feed_event',
+    'read_all returns feed_event rows'
+);
+SELECT is(
+    array(
+        SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+        FROM pg_catalog.pg_attribute AS a
+        WHERE a.attrelid = 'eventstore.feed_event'::regclass AND a.attnum > 0
+        ORDER BY a.attnum
+    ),
+    array(
+        SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+        FROM pg_catalog.pg_attribute AS a
+        WHERE a.attrelid = 'eventstore.domain_events'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
+    ) || 'feed_position eventstore.feed_position'::text,
+    'a feed_event row is every domain_events column plus feed_position'
 );
 SELECT results_eq(
     $$
@@ -409,16 +422,16 @@ SELECT is_empty(
 
 -- Triggers: immutability and the wake-up NOTIFY.
 SELECT trigger_is(
-    'eventstore', 'domain_events', 'domain_events_refuse_update_delete', 'eventstore', 'refuse_event_change',
-    'UPDATE and DELETE on domain_events fire refuse_event_change()'
+    'eventstore', 'domain_events', 'domain_events_refuse_update_delete', 'eventstore', '_refuse_event_change',
+    'UPDATE and DELETE on domain_events fire _refuse_event_change()'
 );
 SELECT trigger_is(
-    'eventstore', 'domain_events', 'domain_events_refuse_truncate', 'eventstore', 'refuse_event_change',
-    'TRUNCATE on domain_events fires refuse_event_change()'
+    'eventstore', 'domain_events', 'domain_events_refuse_truncate', 'eventstore', '_refuse_event_change',
+    'TRUNCATE on domain_events fires _refuse_event_change()'
 );
 SELECT trigger_is(
-    'eventstore', 'domain_events', 'domain_events_notify', 'eventstore', 'notify_append',
-    'INSERT on domain_events fires notify_append()'
+    'eventstore', 'domain_events', 'domain_events_notify', 'eventstore', '_notify_append',
+    'INSERT on domain_events fires _notify_append()'
 );
 
 SELECT * FROM finish();

@@ -3,9 +3,9 @@
 -- transaction, so PostgreSQL folds repeated notifications into one.
 -- It is only a hint: consumers re-read the feed, which is the truth.
 
--- No SET search_path (see next_transaction_id()): it fires inside the
+-- No SET search_path (see _next_transaction_id()): it fires inside the
 -- functions that insert events, which set it, once per append.
-CREATE FUNCTION eventstore.notify_append()
+CREATE OR REPLACE FUNCTION eventstore._notify_append()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
@@ -15,9 +15,9 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION eventstore.notify_append() IS
-'Trigger function: NOTIFY eventstore_events once per appending transaction (payload: the transaction id).';
+COMMENT ON FUNCTION eventstore._notify_append() IS
+'Internal: trigger function that sends NOTIFY eventstore_events once per appending transaction (payload: the transaction id).';
 
-CREATE TRIGGER domain_events_notify
+CREATE OR REPLACE TRIGGER domain_events_notify
 AFTER INSERT ON eventstore.domain_events
-FOR EACH STATEMENT EXECUTE FUNCTION eventstore.notify_append();
+FOR EACH STATEMENT EXECUTE FUNCTION eventstore._notify_append();
