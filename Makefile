@@ -13,8 +13,10 @@ export PATH := $(PG_BINDIR):$(PATH)
 
 VENV := .venv
 PY := $(VENV)/bin/python
+# What make test needs; the demo needs only the server (and python3 -m venv).
 APT_PACKAGES := postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
-	libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check
+	libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check python3-venv
+DEMO_APT_PACKAGES := postgresql-15 python3-venv
 
 # sql/state/ holds what runs once (schema, tables, types), sql/code/ what can run
 # again (functions, views, triggers, comments, grants); each in file-name order:
@@ -41,17 +43,17 @@ mkdir -p build
 | sed 's/@VERSION@/$(VERSION)/g' > $@
 endef
 
-.PHONY: help setup packages venv sql generate freeze-upgrade install test lint test-in-cluster extension-for-tests soak demo demo-clean bench dist clean clients test-clients
+.PHONY: help setup packages demo-packages venv demo-venv sql generate freeze-upgrade install test lint test-in-cluster \
+	extension-for-tests soak demo demo-clean demo-env bench dist clean clients test-clients
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-packages: ## install missing apt packages (as root)
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" != 0 ]; then echo "missing apt packages: $$missing (run as root: apt-get install $$missing)"; exit 1; fi; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+packages: ## install the missing apt packages make test needs (as root; never upgrades an installed one)
+	@scripts/apt-install-missing.sh $(APT_PACKAGES)
+
+demo-packages:
+	@scripts/apt-install-missing.sh $(DEMO_APT_PACKAGES)
 
 $(VENV)/.installed: python/pyproject.toml $(INSTALL_SCRIPT)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -60,6 +62,18 @@ $(VENV)/.installed: python/pyproject.toml $(INSTALL_SCRIPT)
 	touch $@
 
 venv: $(VENV)/.installed ## the virtualenv with the package and its dev tools
+
+# The demo's virtualenv: the package as users install it (no dev tools) and pydantic for the
+# Order example. A venv that make venv set up already has both, and stays as it is.
+$(VENV)/.demo-installed: python/pyproject.toml $(INSTALL_SCRIPT) $(shell find python/src -name '*.py')
+	test -x $(PY) || python3 -m venv $(VENV)
+	@echo "installing into $(VENV): pg_eventstore from ./python (runtime dependencies only) and pydantic"
+	$(PY) -m pip install -q ./python 'pydantic>=2.11'
+	touch $@
+
+demo-venv: $(INSTALL_SCRIPT)
+	@if [ -f $(VENV)/.installed ]; then $(MAKE) --no-print-directory venv; \
+	else $(MAKE) --no-print-directory $(VENV)/.demo-installed; fi
 
 setup: packages venv ## everything make test needs
 
@@ -154,20 +168,37 @@ soak: setup extension-for-tests ## the reliability tests, longer: 2-minute feed,
 	FEED_TEST_SECONDS=120 CRASH_LOAD_SECONDS=20 FUZZ_EXAMPLES=5000 $(PY) scripts/pgcluster.py run -- \
 		$(VENV)/bin/pytest tests/python/test_feed.py tests/python/test_crash.py tests/python/test_hostile_input.py
 
-# Options for the demo, e.g. make demo DEMO_ARGS='--orders 500' (see pg-eventstore demo --help).
+# Options for the demo, e.g. make demo DEMO_ARGS='--orders 500' (see python -m examples.orders.demo --help).
 DEMO_ARGS ?=
+# The local demo cluster: a link to its data, kept outside the checkout (see scripts/pgcluster.py).
+DEMO_DATADIR ?= .pgdata
+DEMO_DATABASE := eventstore_demo
+DEMO := $(PY) -m examples.orders.demo
+# How the closing hint calls demo-env: with DEMO_DATADIR when it is not the default.
+DEMO_ENV_CALL := make -s demo-env$(if $(filter-out .pgdata,$(DEMO_DATADIR)), DEMO_DATADIR=$(DEMO_DATADIR))
 
-demo: setup ## the Order scenario and its report, in a local cluster kept in ./.pgdata (or $DATABASE_URL)
+demo: demo-packages demo-venv ## the Order scenario and its report, in a local cluster (./.pgdata links to it) or $DATABASE_URL
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
-		$(VENV)/bin/pg-eventstore demo $(DEMO_ARGS); \
+		$(DEMO) $(DEMO_ARGS); \
 	else \
-		$(PY) scripts/pgcluster.py run --datadir .pgdata --database eventstore_demo -- \
-			$(VENV)/bin/pg-eventstore demo $(DEMO_ARGS); \
+		$(PY) scripts/pgcluster.py run --datadir $(DEMO_DATADIR) --database $(DEMO_DATABASE) -- $(DEMO) $(DEMO_ARGS); \
+	fi
+	@printf '%s\n' '' 'Next steps, in this shell, from $(CURDIR):' \
+		'  eval "$$($(DEMO_ENV_CALL))"' \
+		'  pg-eventstore status' \
+		'  pg-eventstore projections status' \
+		'  psql "$$DATABASE_URL" -c "SELECT status, count(*) FROM orders.order_projections GROUP BY status"' \
+		'make demo-clean stops the local cluster and deletes its data.'
+
+demo-env: ## print the export lines for the demo's database and pg-eventstore: eval "$(make -s demo-env)"
+	@if [ -n "$${DATABASE_URL:-}" ]; then \
+		printf 'export DATABASE_URL=%q\nexport PATH=%q:"$$PATH"\n' "$$DATABASE_URL" "$(abspath $(VENV))/bin"; \
+	else \
+		python3 scripts/pgcluster.py env --datadir $(DEMO_DATADIR) --database $(DEMO_DATABASE) --bin $(VENV)/bin; \
 	fi
 
-demo-clean: ## stop and remove the demo cluster
-	$(PY) scripts/pgcluster.py stop --datadir .pgdata
-	rm -rf .pgdata
+demo-clean: ## stop the demo cluster and delete its data and ./.pgdata
+	python3 scripts/pgcluster.py remove --datadir $(DEMO_DATADIR)
 
 # Its own throwaway cluster with durable settings; about 24 minutes on 2 cores.
 # Knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY (see bench/README.md).

@@ -8,9 +8,16 @@ and the server stopped and the directory removed afterwards, whatever the
 command's outcome. As root the server runs as the `postgres` OS user, since
 PostgreSQL refuses to run as root.
 
-`--datadir DIR` keeps the cluster in DIR between runs, started on first use
-and reused afterwards (the demo uses ./.pgdata); `stop --datadir DIR` stops
-it. `--database NAME` creates that database when it is missing and points
+`--datadir LINK` keeps the cluster between runs, started on first use and
+reused afterwards (the demo uses ./.pgdata). The data does not live at LINK:
+the server user must reach it, and a checkout may sit in a folder it cannot
+enter (root's home, a `mktemp -d` folder). It lives in a folder of its own
+under a world-traversable base, /var/tmp/pg_eventstore-<hash of LINK's
+absolute path>/data ($PG_EVENTSTORE_CLUSTERS instead of /var/tmp), and LINK
+is a symbolic link to it. `stop --datadir LINK` stops it; `remove --datadir
+LINK` stops it and deletes both. `env --datadir LINK --database NAME` prints
+the shell `export` lines that point psql and pg-eventstore at it.
+`--database NAME` creates that database when it is missing and points
 PGDATABASE and DATABASE_URL at it.
 
 Also imported by the pytest harness (tests/python/conftest.py).
@@ -20,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -79,6 +88,10 @@ def _as_server_user(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if RUN_AS_POSTGRES else args
 
 
+# The server user's commands start in "/": the caller's folder may be one it cannot enter.
+SERVER_CWD = "/"
+
+
 def _give_to_server_user(path: Path) -> None:
     if RUN_AS_POSTGRES:
         user = pwd.getpwnam("postgres")
@@ -107,6 +120,7 @@ def initdb(datadir: Path) -> None:
         ),
         check=True,
         stdout=subprocess.DEVNULL,
+        cwd=SERVER_CWD,
     )
 
 
@@ -130,8 +144,21 @@ def start(datadir: Path, port: int, settings: dict[str, str] | None = None) -> C
             ]
         ),
         check=True,
+        cwd=SERVER_CWD,
     )
     return Cluster(datadir, port, bindir())
+
+
+def running(datadir: Path) -> bool:
+    """Whether a server runs on datadir (a postmaster.pid left by a reboot does not count)."""
+    status = subprocess.run(
+        _as_server_user([str(bindir() / "pg_ctl"), "--pgdata", str(datadir), "status"]),
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=SERVER_CWD,
+    )
+    return status.returncode == 0
 
 
 def stop(datadir: Path, mode: str = "fast") -> None:
@@ -150,6 +177,7 @@ def stop(datadir: Path, mode: str = "fast") -> None:
                 ]
             ),
             check=False,
+            cwd=SERVER_CWD,
         )
 
 
@@ -170,13 +198,58 @@ def throwaway_cluster(settings: dict[str, str] | None = None) -> Iterator[Cluste
         shutil.rmtree(parent, ignore_errors=True)
 
 
-def kept_cluster(datadir: Path) -> Cluster:
-    """The cluster kept in datadir, created and started as needed."""
-    datadir = datadir.resolve()
+def kept_base() -> Path:
+    """Where kept clusters live: a folder every user can traverse."""
+    return Path(os.environ.get("PG_EVENTSTORE_CLUSTERS", "/var/tmp"))
+
+
+def kept_home(link: Path) -> Path:
+    """The folder of the cluster kept for link: one per checkout (a hash of link's absolute path)."""
+    digest = hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:12]
+    return kept_base() / f"pg_eventstore-{digest}"
+
+
+def kept_datadir(link: Path, *, create: bool) -> Path | None:
+    """The data directory link names: its target, or (with create) a new one in kept_home, linked from link.
+
+    A real directory at link (kept by an earlier version) is used as it is.
+    """
+    if link.is_symlink():
+        return link.resolve()
+    if link.is_dir():
+        return link.resolve()
+    if not create:
+        return None
+    home = kept_home(link)
+    home.mkdir(mode=0o700, exist_ok=True)
+    _give_to_server_user(home)
+    datadir = home / "data"
+    link.symlink_to(datadir)
+    return datadir
+
+
+def remove_kept(link: Path) -> None:
+    """Stop the cluster link names and delete its data and the link."""
+    datadir = kept_datadir(link, create=False)
+    if datadir is not None:
+        stop(datadir)
+        # The folder made for it goes too; a folder the link was pointed at by hand keeps its parent.
+        ours = datadir.parent.parent == kept_base().resolve() and datadir.parent.name.startswith("pg_eventstore-")
+        shutil.rmtree(datadir.parent if ours else datadir, ignore_errors=True)
+    if link.is_symlink():
+        link.unlink()
+    # Data left behind when the link itself was deleted (e.g. by git clean).
+    shutil.rmtree(kept_home(link), ignore_errors=True)
+
+
+def kept_cluster(link: Path) -> Cluster:
+    """The cluster kept for link (see kept_datadir), created and started as needed."""
+    datadir = kept_datadir(link, create=True)
+    assert datadir is not None
     if not (datadir / "PG_VERSION").exists():
         initdb(datadir)
     port_file = datadir / "eventstore.port"
-    if (datadir / "postmaster.pid").exists() and port_file.exists():
+    if port_file.exists() and running(datadir):
         return Cluster(datadir, int(port_file.read_text()), bindir())
     port = free_port()
     cluster = start(datadir, port, settings={})
@@ -210,6 +283,15 @@ def command_env(cluster: Cluster, database: str | None) -> dict[str, str]:
     return env
 
 
+def export_lines(env: dict[str, str], bin_dir: Path | None) -> list[str]:
+    """Shell lines that point psql and pg-eventstore (on PATH from bin_dir) at a database."""
+    names = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "DATABASE_URL"]
+    lines = [f"export {name}={shlex.quote(env[name])}" for name in names if name in env]
+    if bin_dir is not None:
+        lines.append(f'export PATH={shlex.quote(str(bin_dir.absolute()))}:"$PATH"')
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True)
@@ -219,10 +301,26 @@ def main() -> int:
     run.add_argument("command", nargs=argparse.REMAINDER)
     stop_parser = sub.add_parser("stop", help="stop a kept cluster")
     stop_parser.add_argument("--datadir", type=Path, required=True)
+    remove_parser = sub.add_parser("remove", help="stop a kept cluster and delete its data and link")
+    remove_parser.add_argument("--datadir", type=Path, required=True)
+    env_parser = sub.add_parser("env", help="print export lines for a kept cluster (started when needed)")
+    env_parser.add_argument("--datadir", type=Path, required=True)
+    env_parser.add_argument("--database", required=True, help="the database (created when missing)")
+    env_parser.add_argument("--bin", type=Path, help="a folder to put first on PATH (the venv's bin)")
     args = parser.parse_args()
 
     if args.action == "stop":
-        stop(args.datadir.resolve())
+        datadir = kept_datadir(args.datadir, create=False)
+        if datadir is not None:
+            stop(datadir)
+        return 0
+    if args.action == "remove":
+        remove_kept(args.datadir)
+        return 0
+    if args.action == "env":
+        cluster = kept_cluster(args.datadir)
+        env = command_env(cluster, args.database)
+        print("\n".join(export_lines(env, args.bin)))
         return 0
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:

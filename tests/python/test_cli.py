@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 import typer
+from psycopg.conninfo import conninfo_to_dict
 from rich.progress import Progress, TaskID
 
 from pg_eventstore import schema
@@ -491,10 +492,12 @@ REPORT_SECTIONS = [
 
 
 def test_demo_on_a_fresh_database_and_again(empty_dsn: str) -> None:
-    args = ("demo", "--orders", "30", "--history", "200", "--workers", "2", "--examples", str(ROOT / "examples"))
+    # The command runs examples/orders/demo.py of the checkout, passing the demo's options on.
+    args = ("demo", "--checkout", str(ROOT), "--orders", "30", "--history", "200", "--workers", "2")
     first = cli(*args, "--dsn", empty_dsn)
     assert first.returncode == 0, first.stderr
     assert "ES001" in first.stdout
+    assert f"the demo writes to database {conninfo_to_dict(empty_dsn)['dbname']} on " in first.stdout
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         assert schema.installed_version(conn) == schema.package_version()
         # 30 orders and the one of the conflict, all in the read model, which agrees with the fold.
@@ -543,11 +546,27 @@ def test_demo_on_a_fresh_database_and_again(empty_dsn: str) -> None:
         assert section in first.stdout and section in again.stdout, section
 
 
-def test_demo_outside_the_repository_says_where_the_examples_are(dsn: str, tmp_path: Path) -> None:
-    result = cli("demo", "--examples", str(tmp_path), "--dsn", dsn)
+def test_demo_outside_a_checkout_says_where_it_runs(dsn: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(ENTRY_POINT), "demo", "--dsn", dsn], capture_output=True, text=True, env=ENV, cwd=tmp_path, check=False
+    )
     assert result.returncode == 1
-    assert result.stderr.startswith("error: the demo runs the repository's examples")
+    assert result.stderr.startswith("error: the demo runs examples/orders/demo.py of a checkout")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_finds_the_checkout_above_the_current_folder(empty_dsn: str) -> None:
+    result = subprocess.run(
+        [str(ENTRY_POINT), "demo", "--help-of-the-demo-is-not-this", "--dsn", empty_dsn],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT / "docs",
+        check=False,
+    )
+    # The checkout was found: the demo itself (not the command) refused the unknown option.
+    assert result.returncode == 2, result.stderr
+    assert "No such option: --help-of-the-demo-is-not-this" in result.stderr
 
 
 @pytest.mark.parametrize("command", [("events", str(uuid.UUID(int=1))), ("feed",), ("stats",), ("projections", "list")])

@@ -129,7 +129,6 @@ class KnownProductBug(Exception):
 # Each makes its page's test an xfail(strict=True): it fails for any other difference, and fails
 # when the command starts working, so that the entry is removed with the fix.
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("docs/cli.md", "pg-eventstore status"): "issue 11 item 3: TypeError NoneType.__format__ with an inline projection",
 }
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import psycopg
 import typer
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from rich.console import Console
 from rich.text import Text
 
@@ -33,13 +34,32 @@ def _console(stderr: bool) -> Console:
 console = _console(stderr=False)
 err_console = _console(stderr=True)
 
+DSN_HELP = (
+    "a DSN is a libpq connection string ('host=db1 dbname=app user=owner'), a URL "
+    "('postgresql://owner@db1/app') or a bare database name (what is left out comes from PGHOST, PGPORT, PGUSER, ...)"
+)
+
+
+def parse_dsn(value: str) -> str:
+    """--dsn as libpq takes it: a bare database name (no '=', no URL) is dbname=NAME; a malformed one is refused."""
+    text = value.strip()
+    if text and "=" not in text and "://" not in text:
+        return make_conninfo(dbname=text)
+    try:
+        conninfo_to_dict(text)
+    except psycopg.ProgrammingError as error:
+        raise typer.BadParameter(f"{' '.join(str(error).split())}; {DSN_HELP}") from None
+    return value
+
+
 DsnOption = Annotated[
     str,
     typer.Option(
         "--dsn",
         envvar="DATABASE_URL",
         show_envvar=True,
-        help="libpq connection string or URL, e.g. postgresql://user@host/db (default: $DATABASE_URL).",
+        callback=parse_dsn,
+        help="libpq connection string, URL (postgresql://user@host/db) or bare database name (default: $DATABASE_URL).",
     ),
 ]
 

@@ -130,6 +130,11 @@ def status(dsn: DsnOption) -> None:
         )
 
 
+def count(value: int | None) -> str:
+    """A count with thousands separators; nothing for none (an inline projection has no lag or position)."""
+    return "" if value is None else f"{value:,}"
+
+
 def projection_status_table(rows: list[dict[str, Any]]) -> Table:
     table = Table("name", "mode", "state", "position", "lag", "applied", "last error", title="projections")
     for row in rows:
@@ -141,8 +146,8 @@ def projection_status_table(rows: list[dict[str, Any]]) -> Table:
             cell(row["mode"]),
             cell(state),
             cell(row["position"]),
-            cell(f"{row['lag']:,}"),
-            cell(f"{row['events_applied']:,}"),
+            cell(count(row["lag"])),
+            cell(count(row["events_applied"])),
             cell(row["last_error"]),
         )
     return table

@@ -24,7 +24,7 @@ from pg_eventstore.cli._common import (
     fail,
     reported_errors,
 )
-from pg_eventstore.cli.admin import projection_status_table
+from pg_eventstore.cli.admin import count, projection_status_table
 from pg_eventstore.errors import wrap_errors
 from pg_eventstore.projections import ProjectionWorker
 
@@ -80,7 +80,7 @@ def status(
 ) -> None:
     """Show each projection's state (running, paused, failed, rebuilding), position, lag in events and last error.
 
-    Inline projections are current at every commit: their lag is always 0.
+    Inline projections are current at every commit: they have no position and no lag (shown empty).
     """
     with connect(dsn) as conn, reported_errors():
         rows = [_status(conn, name)] if name is not None else _rows(conn, queries.PROJECTION_STATUS, {"name": None})
@@ -132,7 +132,7 @@ def run(
     seconds = time.monotonic() - started
     console.print(
         f"projection {name}: applied {worker.applied:,} events in {seconds:.2f} s; "
-        f"state {after['state']}, lag {after['lag']:,} events, position {after['position']}",
+        f"state {after['state']}, lag {count(after['lag'])} events, position {after['position']}",
         markup=False,
         soft_wrap=True,
     )
