@@ -41,6 +41,7 @@ PAIRS: list[tuple[Path, Path]] = [
     (TESTS / "test_append_async.py", TESTS / "test_append.py"),
     (TESTS / "test_library_api_async.py", TESTS / "test_library_api.py"),
     (TESTS / "test_aggregates_async.py", TESTS / "test_aggregates.py"),
+    (TESTS / "test_subscribe_async.py", TESTS / "test_subscribe.py"),
 ]
 
 NAMES = {
