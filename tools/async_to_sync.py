@@ -42,6 +42,7 @@ PAIRS: list[tuple[Path, Path]] = [
     (TESTS / "test_library_api_async.py", TESTS / "test_library_api.py"),
     (TESTS / "test_aggregates_async.py", TESTS / "test_aggregates.py"),
     (TESTS / "test_subscribe_async.py", TESTS / "test_subscribe.py"),
+    (TESTS / "test_projection_runners_async.py", TESTS / "test_projection_runners.py"),
 ]
 
 NAMES = {
