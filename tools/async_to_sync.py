@@ -43,6 +43,7 @@ PAIRS: list[tuple[Path, Path]] = [
     (TESTS / "test_aggregates_async.py", TESTS / "test_aggregates.py"),
     (TESTS / "test_subscribe_async.py", TESTS / "test_subscribe.py"),
     (TESTS / "test_projection_runners_async.py", TESTS / "test_projection_runners.py"),
+    (TESTS / "test_orders_async.py", TESTS / "test_orders.py"),
 ]
 
 NAMES = {
