@@ -80,6 +80,7 @@ def test_subscribe_resumes_after_a_lost_connection(store: EventStore, conn: psyc
     stop = Event()
     received: list[RecordedEvent] = []
     store.append("Order", uuid.uuid4(), [NewEvent("OrderPlaced", {})], expected_version=NO_STREAM)
+    started = time.monotonic()
     with watchdog(stop):
         for event in store.subscribe(poll_interval=0.2, reconnect_delay=0.1, stop=stop):
             received.append(event)
@@ -92,6 +93,7 @@ def test_subscribe_resumes_after_a_lost_connection(store: EventStore, conn: psyc
                 store.append("Order", uuid.uuid4(), [NewEvent("OrderPlaced", {})], expected_version=NO_STREAM)
             if len(received) == 2:
                 stop.set()
+    assert time.monotonic() - started < PATIENCE, "subscribe did not resume after the lost connection"
     assert len({e.event_id for e in received}) == 2
 
 

@@ -84,6 +84,7 @@ async def test_subscribe_resumes_after_a_lost_connection(
     stop = AEvent()
     received: list[RecordedEvent] = []
     await astore.append("Order", uuid.uuid4(), [NewEvent("OrderPlaced", {})], expected_version=NO_STREAM)
+    started = time.monotonic()
     with watchdog(stop):
         async for event in astore.subscribe(poll_interval=0.2, reconnect_delay=0.1, stop=stop):
             received.append(event)
@@ -96,6 +97,7 @@ async def test_subscribe_resumes_after_a_lost_connection(
                 await astore.append("Order", uuid.uuid4(), [NewEvent("OrderPlaced", {})], expected_version=NO_STREAM)
             if len(received) == 2:
                 stop.set()
+    assert time.monotonic() - started < PATIENCE, "subscribe did not resume after the lost connection"
     assert len({e.event_id for e in received}) == 2
 
 
