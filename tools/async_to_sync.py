@@ -30,14 +30,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path("python/src/pg_eventstore")
 TESTS = Path("tests/python")
+EXAMPLES = Path("examples/orders")
 
 PAIRS: list[tuple[Path, Path]] = [
     (PACKAGE / "async_follow.py", PACKAGE / "follow.py"),
     (PACKAGE / "async_store.py", PACKAGE / "store.py"),
     (PACKAGE / "async_repository.py", PACKAGE / "repository.py"),
     (PACKAGE / "async_projections.py", PACKAGE / "projections.py"),
+    (EXAMPLES / "async_commands.py", EXAMPLES / "commands.py"),
     (TESTS / "test_append_async.py", TESTS / "test_append.py"),
     (TESTS / "test_library_api_async.py", TESTS / "test_library_api.py"),
+    (TESTS / "test_aggregates_async.py", TESTS / "test_aggregates.py"),
+    (TESTS / "test_subscribe_async.py", TESTS / "test_subscribe.py"),
+    (TESTS / "test_projection_runners_async.py", TESTS / "test_projection_runners.py"),
+    (TESTS / "test_orders_async.py", TESTS / "test_orders.py"),
 ]
 
 NAMES = {
@@ -46,6 +52,7 @@ NAMES = {
     "async_store": "store",
     "async_repository": "repository",
     "async_projections": "projections",
+    "async_commands": "commands",
     "AsyncEventStore": "EventStore",
     "AsyncClientBase": "ClientBase",
     "AsyncAggregateRepository": "AggregateRepository",

@@ -1,3 +1,4 @@
+# Generated from async_commands.py by tools/async_to_sync.py; do not edit (run `make generate`).
 """Command handlers of the Order domain: validate the input, run the command on the order, save it.
 
 Each handler goes through AggregateRepository.run_command, so a conflicting
@@ -13,6 +14,9 @@ place_order computes the amounts and the order number:
   of the order id, upper case>. Derived from the id, so a retried command
   computes the same number; 8 digits make a clash between two orders of one
   day unlikely (about 1 in 10,000 at 1,000 orders a day).
+
+Written for the asyncio API; commands.py, the same handlers over AggregateRepository,
+is generated from this file by tools/async_to_sync.py.
 """
 
 from __future__ import annotations

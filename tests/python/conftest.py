@@ -11,6 +11,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,46 +55,38 @@ def template_database(server_dsn: str) -> str:
     return TEMPLATE
 
 
-def create_database(server_dsn: str, template: str) -> str:
+@contextmanager
+def cloned_database(server_dsn: str, template: str) -> Iterator[str]:
+    """The DSN of a new database made from template, dropped on the way out."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
-    return name
-
-
-def drop_database(server_dsn: str, name: str) -> None:
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(server_dsn, dbname=name)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
 def dsn(server_dsn: str, template_database: str) -> Iterator[str]:
     """A fresh database with the schema installed, dropped after the test."""
-    name = create_database(server_dsn, template_database)
-    try:
-        yield make_conninfo(server_dsn, dbname=name)
-    finally:
-        drop_database(server_dsn, name)
+    with cloned_database(server_dsn, template_database) as database:
+        yield database
 
 
 @pytest.fixture(scope="module")
 def module_dsn(server_dsn: str, template_database: str) -> Iterator[str]:
     """Like dsn, shared by the tests of one module (e.g. hypothesis tests, which run many examples)."""
-    name = create_database(server_dsn, template_database)
-    try:
-        yield make_conninfo(server_dsn, dbname=name)
-    finally:
-        drop_database(server_dsn, name)
+    with cloned_database(server_dsn, template_database) as database:
+        yield database
 
 
 @pytest.fixture
 def empty_dsn(server_dsn: str) -> Iterator[str]:
     """A fresh database without the schema."""
-    name = create_database(server_dsn, "template1")
-    try:
-        yield make_conninfo(server_dsn, dbname=name)
-    finally:
-        drop_database(server_dsn, name)
+    with cloned_database(server_dsn, "template1") as database:
+        yield database
 
 
 @pytest.fixture

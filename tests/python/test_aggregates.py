@@ -1,84 +1,45 @@
+# Generated from test_aggregates_async.py by tools/async_to_sync.py; do not edit (run `make generate`).
 """Aggregates through the client: load_aggregate, state_at, history, event counts, snapshots,
 and the Aggregate / AggregateRepository pattern (save with the loaded version, retry on conflict).
 
-Most tests use a test-only aggregate type, Counter, whose SQL fold counts events and sums their
-payload's n, so a Python fold of the stored events says exactly what the state must be.
+Most tests use the test-only aggregate type Counter (counters.py), whose SQL fold counts events and
+sums their payload's n, so a Python fold of the stored events says exactly what the state must be.
+
+Written for the asyncio API; test_aggregates.py runs the same tests on the sync one. A command is
+a plain function in both APIs, so "another writer" inside a command is the sync `writer` fixture.
+The test with threads is test_aggregates_threads.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import random
-import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
+from counters import (
+    COUNTER_FOLD,
+    COUNTER_FOLDS,
+    COUNTER_START,
+    TALLY_FOLD,
+    TALLY_START,
+    Counter,
+    added,
+    counter_fold,
+    tally_fold,
+)
 
-from examples.orders.commands import PlaceOrder, place_order, ship_order
+from examples.orders import commands
+from examples.orders.commands import PlaceOrder, place_order
 from examples.orders.order import Order
-from pg_eventstore.aggregate import Aggregate, AggregateRepository, AsyncAggregateRepository, DomainError
-from pg_eventstore.async_store import AsyncEventStore
+from pg_eventstore.aggregate import Aggregate, AggregateRepository, DomainError
 from pg_eventstore.errors import ConcurrencyError, InvalidEventError, UnknownTypeError
-from pg_eventstore.models import AggregateState, NewEvent, RecordedEvent
+from pg_eventstore.models import AggregateState, NewEvent
 from pg_eventstore.store import NO_STREAM, EventStore
-
-COUNTER_FOLDS = b"""
-CREATE SCHEMA test_folds;
-CREATE FUNCTION test_folds.counter(p_state jsonb, p_event eventstore.domain_events) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT jsonb_build_object(
-        'count', (p_state ->> 'count')::integer + 1,
-        'sum', (p_state ->> 'sum')::bigint + (p_event.payload ->> 'n')::bigint,
-        'last', p_event.event_version
-    )
-$$;
-CREATE FUNCTION test_folds.tally(p_state jsonb, p_event eventstore.domain_events) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT jsonb_build_object(
-        'events', (p_state ->> 'events')::integer + 1,
-        'total', (p_state ->> 'total')::bigint + 2 * (p_event.payload ->> 'n')::bigint
-    )
-$$;
-"""
-COUNTER_FOLD = "test_folds.counter(jsonb, eventstore.domain_events)"
-TALLY_FOLD = "test_folds.tally(jsonb, eventstore.domain_events)"
-COUNTER_START = {"count": 0, "sum": 0, "last": None}
-TALLY_START = {"events": 0, "total": 0}
-
-
-def counter_fold(events: Sequence[RecordedEvent]) -> dict[str, Any]:
-    """What test_folds.counter makes of these events."""
-    state: dict[str, Any] = dict(COUNTER_START)
-    for event in events:
-        state = {"count": state["count"] + 1, "sum": state["sum"] + event.payload["n"], "last": event.event_version}
-    return state
-
-
-def tally_fold(events: Sequence[RecordedEvent]) -> dict[str, Any]:
-    """What test_folds.tally makes of these events."""
-    return {"events": len(events), "total": sum(2 * event.payload["n"] for event in events)}
-
-
-class Counter(Aggregate):
-    aggregate_type = "Counter"
-    initial_state = MappingProxyType(COUNTER_START)
-
-    def add(self, n: int) -> None:
-        if n <= 0:
-            raise DomainError("a counter only goes up")
-        self.record("Added", {"n": n})
-
-    def apply(self, event_type: str, payload: Mapping[str, Any]) -> None:
-        self.state["count"] += 1
-        self.state["sum"] += payload["n"]
 
 
 @pytest.fixture
@@ -94,15 +55,18 @@ def orders(orders_dsn: str, store: EventStore) -> AggregateRepository[Order]:
     return AggregateRepository(store, Order)
 
 
-def added(*numbers: int) -> list[NewEvent]:
-    return [NewEvent("Added", {"n": n}) for n in numbers]
+@pytest.fixture
+def writer(dsn: str) -> Iterator[EventStore]:
+    """Another client, on a connection of its own: it appends from inside a command."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        yield EventStore(connection)
 
 
 def snapshot_versions(conn: psycopg.Connection[Any], aggregate_id: uuid.UUID) -> list[int]:
-    rows = conn.execute(
+    cursor = conn.execute(
         "SELECT version FROM eventstore.aggregate_snapshots WHERE aggregate_id = %s ORDER BY version", [aggregate_id]
-    ).fetchall()
-    return [row[0] for row in rows]
+    )
+    return [row[0] for row in cursor.fetchall()]
 
 
 PLACE = {
@@ -229,6 +193,55 @@ def test_register_take_snapshot_and_prune_through_the_client(
         counters.register_aggregate_type("Counter", COUNTER_FOLD, snapshot_every=-1)
 
 
+def test_the_store_and_the_repository_with_a_snapshot_every_two_events(
+    counters: EventStore, writer: EventStore
+) -> None:
+    counters.register_aggregate_type("Counter", COUNTER_FOLD, COUNTER_START, snapshot_every=2)
+    repository = AggregateRepository(counters, Counter)
+    counter = repository.new()
+    counter.add(1)
+    counter.add(2)
+    stored = repository.save(counter)
+    assert (counter.version, [e.event_version for e in stored]) == (1, [0, 1])
+
+    loaded = repository.load(counter.id)
+    assert loaded is not None and (loaded.version, loaded.state["sum"]) == (1, 3)
+    loaded.add(3)
+    counter.add(4)
+    repository.save(loaded)
+    with pytest.raises(ConcurrencyError):
+        repository.save(counter)
+    calls = 0
+
+    def add_once_conflicting(c: Counter) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            writer.append("Counter", c.id, added(10), expected_version=None)
+        c.add(4)
+
+    saved = repository.run_command(counter.id, add_once_conflicting)
+    assert (calls, saved.version) == (2, 4)
+    assert repository.load(uuid.uuid4()) is None
+
+    expected = {"count": 5, "sum": 20, "last": 4}
+    assert counters.load_aggregate("Counter", counter.id) == AggregateState(expected, 4)
+    assert counters.state_at("Counter", counter.id, version=0) == AggregateState({"count": 1, "sum": 1, "last": 0}, 0)
+    events = counters.load_events(counter.id)
+    at_last = counters.state_at("Counter", counter.id, at=events[-1].occurred_at)
+    assert at_last == AggregateState(expected, 4)
+    history = counters.aggregate_history(counter.id)
+    assert [h.state_after for h in history][-1] == expected
+    counts = counters.event_counts(None, None, bucket="year")
+    assert sum(c.event_count for c in counts) == 5
+    assert counters.take_snapshot("Counter", counter.id) == 4
+    assert counters.prune_snapshots("Counter", keep=1) >= 1
+    with pytest.raises(UnknownTypeError):
+        counters.load_aggregate("Nope", counter.id)
+    with pytest.raises(ValueError):
+        counters.state_at("Counter", counter.id)
+
+
 # -- snapshots -------------------------------------------------------------------------------
 
 
@@ -241,7 +254,7 @@ def test_snapshots_at_the_boundaries_and_load_equals_a_fold_from_scratch(
         counters.append("Counter", counter_id, added(rng.randint(1, 1000)), expected_version=version - 1)
     events = counters.load_events(counter_id)
     assert snapshot_versions(conn, counter_id) == [50, 100]
-    states = dict(conn.execute("SELECT version, state FROM eventstore.aggregate_snapshots").fetchall())
+    states = dict((conn.execute("SELECT version, state FROM eventstore.aggregate_snapshots")).fetchall())
     assert states == {50: counter_fold(events[:51]), 100: counter_fold(events[:101])}
 
     with_snapshots = counters.load_aggregate("Counter", counter_id)
@@ -354,7 +367,8 @@ def test_state_at_each_events_moment_is_the_fold_of_the_events_up_to_it(counters
             between = earlier.occurred_at + (later.occurred_at - earlier.occurred_at) / 2
             state = counters.state_at("Counter", counter_id, at=between)
             assert state is not None and state.version == earlier.event_version
-    assert counters.state_at("Counter", counter_id, at=events[0].occurred_at - timedelta(microseconds=1)) is None
+    before_the_first = events[0].occurred_at - timedelta(microseconds=1)
+    assert counters.state_at("Counter", counter_id, at=before_the_first) is None
 
 
 def test_state_at_every_version_of_a_130_event_aggregate(conn: psycopg.Connection[Any], counters: EventStore) -> None:
@@ -449,16 +463,18 @@ def test_a_stale_save_raises_concurrency_error_and_appends_nothing(counters: Eve
         repository.save(racing)
 
 
-def test_run_command_reloads_and_reruns_the_command_after_a_conflict(orders: AggregateRepository[Order]) -> None:
-    other = AggregateRepository(orders.store, Order)
-    order_id = place_order(orders, PlaceOrder.model_validate(PLACE)).id
+def test_run_command_reloads_and_reruns_the_command_after_a_conflict(
+    orders: AggregateRepository[Order], writer: EventStore
+) -> None:
+    other = AggregateRepository(writer, Order)
+    order_id = (place_order(orders, PlaceOrder.model_validate(PLACE))).id
     seen_versions: list[int] = []
 
     def cancel(order: Order) -> None:
         seen_versions.append(order.version)
         if len(seen_versions) == 1:
             # Another repository ships the order between this command's load and its save.
-            ship_order(other, order_id, SHIP)
+            commands.ship_order(other, order_id, SHIP)
         order.cancel(CANCEL)
 
     saved = orders.run_command(order_id, cancel)
@@ -473,7 +489,7 @@ def test_run_command_reloads_and_reruns_the_command_after_a_conflict(orders: Agg
     assert loaded is not None and loaded.state["status"] == "cancelled"
 
 
-def test_run_command_gives_up_after_its_retries(counters: EventStore) -> None:
+def test_run_command_gives_up_after_its_retries(counters: EventStore, writer: EventStore) -> None:
     repository = AggregateRepository(counters, Counter)
     counter_id = uuid.uuid4()
     counters.append("Counter", counter_id, added(1), expected_version=NO_STREAM)
@@ -482,7 +498,7 @@ def test_run_command_gives_up_after_its_retries(counters: EventStore) -> None:
     def add_while_another_writer_adds(counter: Counter) -> None:
         nonlocal calls
         calls += 1
-        counters.append("Counter", counter_id, added(100), expected_version=None)
+        writer.append("Counter", counter_id, added(100), expected_version=None)
         counter.add(1)
 
     with pytest.raises(ConcurrencyError):
@@ -491,29 +507,6 @@ def test_run_command_gives_up_after_its_retries(counters: EventStore) -> None:
     assert [e.payload["n"] for e in counters.load_events(counter_id)] == [1, 100, 100, 100]
     with pytest.raises(ValueError):
         repository.run_command(counter_id, add_while_another_writer_adds, retries=-1)
-
-
-def test_run_command_under_real_concurrency_loses_no_update(counters: EventStore) -> None:
-    repository = AggregateRepository(counters, Counter)
-    counter_id = uuid.uuid4()
-    barrier = threading.Barrier(8)
-
-    def add_next(counter: Counter) -> None:
-        # Depends on the state read: a save that lost an update would repeat a number.
-        counter.add(counter.state["count"] + 1)
-
-    def add_five(worker: int) -> None:
-        barrier.wait()
-        for _ in range(5):
-            repository.run_command(counter_id, add_next, retries=1000)
-
-    with ThreadPoolExecutor(8) as executor:
-        list(executor.map(add_five, range(8)))
-    events = counters.load_events(counter_id)
-    assert [(e.event_version, e.payload["n"]) for e in events] == [(n, n + 1) for n in range(40)]
-    assert counters.load_aggregate("Counter", counter_id) == AggregateState(
-        {"count": 40, "sum": sum(range(1, 41)), "last": 39}, 39
-    )
 
 
 def test_a_domain_error_appends_nothing(counters: EventStore) -> None:
@@ -530,60 +523,3 @@ def test_a_domain_error_appends_nothing(counters: EventStore) -> None:
         repository.run_command(uuid.uuid4(), lambda c: c.add(0))
     assert [e.payload["n"] for e in counters.load_events(counter.id)] == [1]
     assert len(counters.read_all()) == 1
-
-
-# -- asyncio ---------------------------------------------------------------------------------
-
-
-def test_async_client_and_repository(counters: EventStore, dsn: str) -> None:
-    async def scenario() -> None:
-        async with AsyncConnectionPool(dsn, min_size=1, max_size=4) as pool:
-            store = AsyncEventStore(pool)
-            await store.register_aggregate_type("Counter", COUNTER_FOLD, COUNTER_START, snapshot_every=2)
-            repository = AsyncAggregateRepository(store, Counter)
-            counter = repository.new()
-            counter.add(1)
-            counter.add(2)
-            stored = await repository.save(counter)
-            assert (counter.version, [e.event_version for e in stored]) == (1, [0, 1])
-
-            loaded = await repository.load(counter.id)
-            assert loaded is not None and (loaded.version, loaded.state["sum"]) == (1, 3)
-            loaded.add(3)
-            counter.add(4)
-            await repository.save(loaded)
-            with pytest.raises(ConcurrencyError):
-                await repository.save(counter)
-            calls = 0
-
-            def add_once_conflicting(c: Counter) -> None:
-                nonlocal calls
-                calls += 1
-                if calls == 1:
-                    counters.append("Counter", c.id, added(10), expected_version=None)
-                c.add(4)
-
-            saved = await repository.run_command(counter.id, add_once_conflicting)
-            assert (calls, saved.version) == (2, 4)
-            assert await repository.load(uuid.uuid4()) is None
-
-            expected = {"count": 5, "sum": 20, "last": 4}
-            assert await store.load_aggregate("Counter", counter.id) == AggregateState(expected, 4)
-            assert await store.state_at("Counter", counter.id, version=0) == AggregateState(
-                {"count": 1, "sum": 1, "last": 0}, 0
-            )
-            events = await store.load_events(counter.id)
-            at_last = await store.state_at("Counter", counter.id, at=events[-1].occurred_at)
-            assert at_last == AggregateState(expected, 4)
-            history = await store.aggregate_history(counter.id)
-            assert [h.state_after for h in history][-1] == expected
-            counts = await store.event_counts(None, None, bucket="year")
-            assert sum(c.event_count for c in counts) == 5
-            assert await store.take_snapshot("Counter", counter.id) == 4
-            assert await store.prune_snapshots("Counter", keep=1) >= 1
-            with pytest.raises(UnknownTypeError):
-                await store.load_aggregate("Nope", counter.id)
-            with pytest.raises(ValueError):
-                await store.state_at("Counter", counter.id)
-
-    asyncio.run(scenario())

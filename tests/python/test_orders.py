@@ -1,5 +1,9 @@
+# Generated from test_orders_async.py by tools/async_to_sync.py; do not edit (run `make generate`).
 """The example Order domain (examples/orders): lifecycle, rules, payload validation, place_order's
-arithmetic, and the SQL fold checked against an independent Python computation on random orders."""
+arithmetic, and the SQL fold checked against an independent Python computation on random orders.
+
+Written for the asyncio API; test_orders.py runs the same tests on the sync one.
+"""
 
 from __future__ import annotations
 
@@ -118,7 +122,8 @@ def place(orders: AggregateRepository[Order], *items: dict[str, Any], now: datet
 
 
 def test_order_initial_state_is_the_registered_one(orders_dsn: str, conn: psycopg.Connection[Any]) -> None:
-    row = conn.execute("SELECT initial_state FROM eventstore.aggregate_types WHERE aggregate_type = 'Order'").fetchone()
+    cursor = conn.execute("SELECT initial_state FROM eventstore.aggregate_types WHERE aggregate_type = 'Order'")
+    row = cursor.fetchone()
     assert row is not None
     assert row[0] == dict(Order.initial_state) == INITIAL_STATE
 
@@ -376,7 +381,9 @@ def random_command(rng: random.Random, name: str) -> Callable[[Order], None]:
     return lambda order: order.cancel(cancel)
 
 
-def test_the_sql_fold_matches_a_python_computation_on_1000_random_orders(orders: AggregateRepository[Order]) -> None:
+def test_the_sql_fold_matches_a_python_computation_on_1000_random_orders(
+    orders: AggregateRepository[Order],
+) -> None:
     store = orders.store
     rng = random.Random(1000)
     outcomes = {"recorded": 0, "refused": 0, "empty": 0}

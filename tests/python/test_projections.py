@@ -1,4 +1,8 @@
-"""Projections with real connections: inline, async, failures, rebuild, workers, Python projections."""
+"""Projections in SQL with real connections: inline, async, failures, rebuild, external checkpoints.
+
+Running them through the Python API (the workers, Python projections) is test_projection_runners_async.py
+and its generated twin test_projection_runners.py.
+"""
 
 from __future__ import annotations
 
@@ -8,44 +12,15 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import bulk_orders
 import psycopg
 import pytest
-from psycopg import sql
-
-from pg_eventstore.models import RecordedEvent
-from pg_eventstore.projections import ProjectionWorker, PythonProjection, run_python_projection
-
-# n orders: placed, then shipped, then delivered or cancelled, in set-based appends.
-GENERATE_ORDERS = sql.SQL(
-    """
-DO $$
-DECLARE
-    v_id uuid;
-BEGIN
-    FOR i IN 1..{orders} LOOP
-        v_id := gen_random_uuid();
-        PERFORM eventstore.append_events('Order', v_id, -1, jsonb_build_array(
-            jsonb_build_object('event_type', 'OrderPlaced', 'payload', jsonb_build_object(
-                'orderNumber', 'ORD-' || v_id, 'customerId', gen_random_uuid(),
-                'lineItems', jsonb_build_array(jsonb_build_object('sku', 'SKU-' || i, 'quantity', 1 + i % 3,
-                                                                  'unitPrice', 9.5)),
-                'subtotal', 9.5 * (1 + i % 3), 'shippingCost', 4.95, 'total', 9.5 * (1 + i % 3) + 4.95))));
-        PERFORM eventstore.append_events('Order', v_id, 0, jsonb_build_array(
-            jsonb_build_object('event_type', 'OrderShipped', 'payload', jsonb_build_object('carrier', 'DHL'))));
-        PERFORM eventstore.append_events('Order', v_id, 1, jsonb_build_array(
-            jsonb_build_object('event_type', CASE WHEN i % 5 = 0 THEN 'OrderCancelled' ELSE 'OrderDelivered' END,
-                               'payload', '{{}}'::jsonb)));
-    END LOOP;
-END
-$$
-"""
-)
 
 READ_MODEL = "SELECT * FROM orders.order_projections ORDER BY aggregate_id"
 
 
 def generate_orders(conn: psycopg.Connection[Any], orders: int) -> None:
-    conn.execute(GENERATE_ORDERS.format(orders=sql.Literal(orders)))
+    conn.execute(bulk_orders.generate_orders(orders))
 
 
 def register(conn: psycopg.Connection[Any], name: str, mode: str, *, reset: bool = True) -> None:
@@ -215,80 +190,6 @@ def test_rebuild_yields_the_same_read_model_as_live_processing(orders_conn: psyc
     assert replayed == (1500,)
     assert orders_conn.execute(READ_MODEL).fetchall() == live
     assert any(n.startswith("rebuild orders: 1500 of 1500") for n in notices)
-
-
-def test_worker_killed_mid_batch_resumes_without_loss_or_double_apply(
-    orders_dsn: str, orders_conn: psycopg.Connection[Any]
-) -> None:
-    orders_conn.execute("CREATE TABLE public.applied (event_id uuid PRIMARY KEY)")
-    orders_conn.execute(
-        "CREATE FUNCTION public.slow_record(p_event eventstore.domain_events) RETURNS void LANGUAGE sql "
-        "AS $$ SELECT pg_sleep(0.002); INSERT INTO public.applied VALUES (p_event.event_id) $$"
-    )
-    orders_conn.execute(
-        "SELECT eventstore.register_projection('slow', 'public.slow_record(eventstore.domain_events)', NULL, 'async')"
-    )
-    generate_orders(orders_conn, 400)  # 1,200 events, about 2.4 s of handler time
-    worker = ProjectionWorker(orders_dsn, ["slow"], batch_size=200, poll_interval=0.2, reconnect_delay=0.1)
-    thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False})
-    thread.start()
-    killed = 0
-    deadline = time.monotonic() + 5
-    while killed < 2 and time.monotonic() < deadline:
-        time.sleep(0.3)
-        killed += orders_conn.execute(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE '%%run_projection%%' AND state = 'active' AND pid <> pg_backend_pid()) AS k"
-        ).fetchone()[0]  # type: ignore[index]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if orders_conn.execute("SELECT lag FROM eventstore.projection_status WHERE name = 'slow'").fetchone() == (0,):
-            break
-        time.sleep(0.1)
-    worker.stop()
-    thread.join(10)
-    assert not thread.is_alive()
-    assert killed >= 1, "no batch was killed, so the test proved nothing"
-    assert orders_conn.execute("SELECT count(*) FROM public.applied").fetchone() == (1200,)
-    assert orders_conn.execute(
-        "SELECT events_applied FROM eventstore.projection_status WHERE name = 'slow'"
-    ).fetchone() == (1200,)
-
-
-def test_python_projection_applies_database_effects_exactly_once_and_records_failures(
-    orders_dsn: str, orders_conn: psycopg.Connection[Any]
-) -> None:
-    orders_conn.execute("CREATE TABLE public.shipments (aggregate_id uuid PRIMARY KEY, carrier text)")
-    seen: list[RecordedEvent] = []
-    fail_on: set[uuid.UUID] = set()
-
-    def on_shipped(conn: psycopg.Connection[Any], event: RecordedEvent) -> None:
-        if event.aggregate_id in fail_on:
-            raise RuntimeError("downstream refused")
-        seen.append(event)
-        conn.execute("INSERT INTO public.shipments VALUES (%s, %s)", [event.aggregate_id, event.payload["carrier"]])
-
-    projection = PythonProjection("shipments", on_shipped, event_types=["OrderShipped"])
-    generate_orders(orders_conn, 30)
-    with psycopg.connect(orders_dsn, autocommit=True) as conn:
-        conn.execute("SELECT eventstore.register_external_projection('shipments', ARRAY['OrderShipped'])")
-        shipped = conn.execute(
-            "SELECT aggregate_id FROM eventstore.read_all(NULL, 1000, ARRAY['OrderShipped']) ORDER BY feed_position"
-        ).fetchall()
-        fail_on.add(shipped[12][0])
-        assert run_python_projection(conn, projection, max_events=10) == 10
-        assert run_python_projection(conn, projection, max_events=10) == 2
-        status = conn.execute(
-            "SELECT state, last_error, events_applied FROM eventstore.projection_status WHERE name = 'shipments'"
-        ).fetchone()
-        assert status == ("failed", "RuntimeError: downstream refused", 12)
-        assert run_python_projection(conn, projection, max_events=10) == 0
-        fail_on.clear()
-        conn.execute("SELECT eventstore.retry_projection('shipments')")
-        while run_python_projection(conn, projection, max_events=10):
-            pass
-    assert orders_conn.execute("SELECT count(*) FROM public.shipments").fetchone() == (30,)
-    assert len({e.event_id for e in seen}) == 30
 
 
 def test_rebuild_progress_is_visible_to_another_session_while_it_runs(
