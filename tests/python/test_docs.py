@@ -128,8 +128,7 @@ class KnownProductBug(Exception):
 # Commands that print what the docs show once a product bug is fixed: (page, command) -> the bug.
 # Each makes its page's test an xfail(strict=True): it fails for any other difference, and fails
 # when the command starts working, so that the entry is removed with the fix.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def page_param(path: Path) -> object:
