@@ -20,11 +20,11 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from test_cli import ALL_COMMANDS, ENTRY_POINT, ENV, PLACED, ROOT
 
 from pg_eventstore.cli import app
 from pg_eventstore.models import NewEvent
 from pg_eventstore.store import NO_STREAM, EventStore
-from tests.python.test_cli import ALL_COMMANDS, ENTRY_POINT, ENV, PLACED, ROOT
 
 RICH_SETUP = """
 CREATE SCHEMA rich;

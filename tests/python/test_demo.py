@@ -8,8 +8,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-
-from tests.python.test_cli import ENV, ROOT
+from test_cli import ENV, ROOT
 
 # The outer make's settings stay out of the make runs here.
 MAKE_ENV = {key: value for key, value in ENV.items() if not key.startswith("MAKE") and key != "MFLAGS"}

@@ -20,12 +20,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from conftest import cloned_database
+from doc_examples import ROOT, PageRun, parse, reader_env
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 import pg_eventstore
-from tests.python.conftest import create_database, drop_database
-from tests.python.doc_examples import ROOT, PageRun, parse, reader_env
 
 README = ROOT / "README.md"
 SQL_REFERENCE = ROOT / "docs" / "sql-reference.md"
@@ -157,14 +156,14 @@ def test_every_example_of_the_page_runs_and_prints_what_the_page_shows(
     # A fresh database per page: a clone of the template, or empty when the page installs the schema.
     # Databases the page's commands create are dropped afterwards too.
     existing, existing_roles = databases(server_dsn), roles(server_dsn)
-    name = create_database(server_dsn, "template1" if page.empty_database else template_database)
     try:
-        mismatches = PageRun(page, reader_env(make_conninfo(server_dsn, dbname=name))).run()
+        with cloned_database(server_dsn, "template1" if page.empty_database else template_database) as page_dsn:
+            mismatches = PageRun(page, reader_env(page_dsn)).run()
     finally:
-        for database in databases(server_dsn) - existing:
-            drop_database(server_dsn, database)
-        with psycopg.connect(server_dsn, autocommit=True) as conn:  # roles are cluster-wide: the page's go too
-            for role in roles(server_dsn) - existing_roles:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            for database in databases(server_dsn) - existing:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            for role in roles(server_dsn) - existing_roles:  # roles are cluster-wide: the page's go too
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
     known = {command: reason for (file, command), reason in KNOWN_FAILURES.items() if file == page.name}
