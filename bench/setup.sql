@@ -1,6 +1,7 @@
 -- The bench schema: the ceiling table and the helpers the benchmark runner
--- (bench/run.py) uses. Installed only into the runner's throwaway databases,
--- after build/eventstore.sql and examples/orders/orders.sql.
+-- (bench/harness.py and bench/sections/) uses. Installed only into the
+-- runner's throwaway databases, after build/eventstore.sql and
+-- examples/orders/orders.sql.
 
 CREATE SCHEMA bench;
 

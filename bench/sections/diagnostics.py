@@ -1,0 +1,103 @@
+"""Diagnostics, not our configuration (group `diagnostics`): what append_events() pays for, one cost at a
+time in plain SQL or in a bench-only copy database without the NOTIFY trigger; wait events; and the time
+of every statement inside append_events() from pg_stat_statements."""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import partial
+
+from psycopg import sql
+
+from bench.config import CORE_DB, NO_NOTIFY_DB
+from bench.harness import Harness
+from bench.measure import Result, format_number, log
+from bench.workloads import DIAGNOSTICS, STATEMENT_PROFILES, WAIT_PROFILES, Script
+
+
+def run(harness: Harness) -> None:
+    """Each group runs its variants in rotating order, BENCH_RUNS rounds of BENCH_SECONDS / 2.
+
+    The copy database is the core database at this point with the NOTIFY trigger dropped.
+    """
+    seconds = max(1, harness.config.seconds // 2)
+    harness.execute(
+        "postgres",
+        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(NO_NOTIFY_DB), sql.Identifier(CORE_DB)),
+    )
+    harness.execute(NO_NOTIFY_DB, "DROP TRIGGER domain_events_notify ON eventstore.domain_events")
+    for shape, variants in DIAGNOSTICS:
+        log(f"diagnostic: {shape}")
+        figures = harness.compare_many(
+            f"diag {shape}",
+            {v.name: partial(harness.run_script, v.script, v.db, 8, seconds) for v in variants},
+        )
+        reference = variants[0].name
+        for name, runs in figures.items():
+            result = Result(f"{name}, {shape}", "events/s", runs, figures[reference], reference)
+            harness.diagnostics.append(result)
+            log(f"= {result.workload}: {format_number(result.figure, 'events/s')} ratio {result.ratio:.2f}")
+    for variant in WAIT_PROFILES:
+        wait_profile(harness, variant.name, variant.db, variant.script)
+    for label, ours, ceiling in STATEMENT_PROFILES:
+        statement_profile(harness, label, ours, ceiling)
+
+
+def statement_profile(harness: Harness, label: str, ours: Script, ceiling: Script) -> None:
+    """pg_stat_statements over one run of a script at 1 client, nested statements included.
+
+    At one client no statement waits for another, so the times are what each statement
+    costs. The ceiling's statement is profiled in the same way for comparison.
+    """
+    database = sql.Identifier(CORE_DB)
+    harness.execute("postgres", sql.SQL("ALTER DATABASE {} SET pg_stat_statements.track = 'all'").format(database))
+    try:
+        rows: list[tuple[str, int, float, float]] = []
+        for name, script in (("ours", ours), ("ceiling", ceiling)):
+            variables, _ = harness.prepare(script, CORE_DB, 1)
+            harness.checkpoint()
+            harness.execute(CORE_DB, "SELECT pg_stat_statements_reset()")
+            transactions, _, _ = harness.pgbench(CORE_DB, script, 1, harness.config.seconds, variables)
+            found = harness.execute(
+                CORE_DB,
+                "SELECT regexp_replace(left(s.query, 100), '\\s+', ' ', 'g'), s.calls, s.total_exec_time,"
+                " s.mean_exec_time FROM pg_stat_statements AS s JOIN pg_database AS d ON d.oid = s.dbid"
+                " WHERE d.datname = current_database() AND s.calls >= %s AND s.query !~* 'pg_stat_statements'"
+                " ORDER BY s.total_exec_time DESC LIMIT %s",
+                (max(1, transactions // 60), 14 if name == "ours" else 1),
+            )
+            rows += [(f"{name}: {q}", int(c), float(t) / transactions, float(m)) for q, c, t, m in found]
+        harness.statements[label] = rows
+    finally:
+        harness.execute("postgres", sql.SQL("ALTER DATABASE {} RESET pg_stat_statements.track").format(database))
+
+
+def wait_profile(harness: Harness, label: str, db: str, script: Script, clients: int = 8) -> None:
+    """What the clients' backends are doing during a run: pg_stat_activity sampled every 5 ms."""
+    samples: dict[str, int] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        with harness.connect(db) as conn:
+            while not stop.is_set():
+                for (state,) in conn.execute(
+                    "SELECT CASE WHEN a.state = 'active' AND a.wait_event IS NULL THEN 'CPU (running)'"
+                    " ELSE coalesce(a.wait_event_type || ': ' || a.wait_event, 'between states: ' || a.state) END"
+                    " FROM pg_stat_activity AS a"
+                    " WHERE a.datname = current_database() AND a.backend_type = 'client backend'"
+                    " AND a.pid <> pg_backend_pid() AND a.application_name = 'pgbench'"
+                ).fetchall():
+                    samples[str(state)] = samples.get(str(state), 0) + 1
+                time.sleep(0.005)
+
+    harness.checkpoint()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        harness.run_script(script, db, clients, harness.config.seconds)
+    finally:
+        stop.set()
+        sampler.join()
+    total = sum(samples.values()) or 1
+    harness.waits[label] = sorted(((k, 100.0 * v / total) for k, v in samples.items()), key=lambda kv: -kv[1])
