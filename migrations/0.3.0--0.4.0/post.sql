@@ -1,0 +1,1 @@
+-- 0.3.0 -> 0.4.0, after the code: drop what is gone, regenerate what registrations generated (see migrations/README.md).

@@ -1,0 +1,1 @@
+-- 0.3.0 -> 0.4.0, before the code: state changes and what CREATE OR REPLACE cannot do (see migrations/README.md).
