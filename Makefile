@@ -44,7 +44,7 @@ mkdir -p build
 endef
 
 .PHONY: help setup packages demo-packages venv demo-venv sql generate freeze-upgrade install test lint test-in-cluster \
-	extension-for-tests soak demo demo-clean demo-env bench dist clean clients test-clients
+	extension-for-tests soak demo demo-clean demo-env bench bench-peers dist clean clients test-clients
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -200,10 +200,30 @@ demo-env: ## print the export lines for the demo's database and pg-eventstore: e
 demo-clean: ## stop the demo cluster and delete its data and ./.pgdata
 	python3 scripts/pgcluster.py remove --datadir $(DEMO_DATADIR)
 
-# Its own throwaway cluster with durable settings; about 24 minutes on 2 cores.
+# The peers the benchmark measures next to us (bench/README.md, "Peers"), installed from their registries
+# at bench time, nothing of theirs kept in the repository: Message DB from npm into build/peers/ (its
+# database/install.sh runs against the bench's cluster), eventsourcing from PyPI into the venv (the
+# `bench` extra of python/pyproject.toml, which pins its version).
+MESSAGE_DB_VERSION := 1.3.1
+PEERS_DIR := build/peers
+MESSAGE_DB := $(PEERS_DIR)/node_modules/@eventide/message-db
+
+$(MESSAGE_DB)/.installed-$(MESSAGE_DB_VERSION):
+	mkdir -p $(PEERS_DIR)
+	npm install --prefix $(PEERS_DIR) --no-save --no-audit --no-fund --loglevel=error \
+		@eventide/message-db@$(MESSAGE_DB_VERSION)
+	touch $@
+
+$(VENV)/.bench-installed: $(VENV)/.installed python/pyproject.toml
+	$(PY) -m pip install -q -e 'python[dev,bench]'
+	touch $@
+
+bench-peers: $(MESSAGE_DB)/.installed-$(MESSAGE_DB_VERSION) $(VENV)/.bench-installed ## install the peers make bench measures
+
+# Its own throwaway cluster with durable settings; about 38 minutes on 2 cores.
 # Knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_QUICK=1, BENCH_ONLY (see bench/README.md).
-bench: setup sql ## run the benchmarks (not part of make test) and write bench/results/
-	$(PY) bench/run.py
+bench: setup sql bench-peers ## run the benchmarks (not part of make test) and write bench/results/
+	BENCH_MESSAGE_DB=$(MESSAGE_DB) $(PY) bench/run.py
 
 dist: venv ## build the wheel into dist/
 	$(PY) -m pip wheel -q --no-deps -w dist ./python

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 # Durable settings, the same for every workload and its ceiling. Checkpoints are
 # spaced out (and forced before every timed run) so none lands inside a run;
@@ -43,7 +44,10 @@ REPORTED_SETTINGS = (
 CORE_DB = "bench_core"
 FEED_DB = "bench_feed"
 NO_NOTIFY_DB = "bench_diag_no_notify"
-GROUPS = ("core", "reads", "python", "feed", "projections", "diagnostics")
+# The peers' databases (group `peers`): Message DB's, made by its own install.sh, and eventsourcing's.
+MESSAGE_DB_DB = "bench_message_db"
+EVENTSOURCING_DB = "bench_eventsourcing"
+GROUPS = ("core", "reads", "python", "peers", "feed", "projections", "diagnostics")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Config:
     lag_rate: float
     groups: frozenset[str]
     diagnostics: bool
+    # The npm package @eventide/message-db as `make bench` installs it (BENCH_MESSAGE_DB); None without.
+    message_db: Path | None
 
     @classmethod
     def from_environment(cls) -> Config:
@@ -72,6 +78,12 @@ class Config:
             raise SystemExit(f"BENCH_ONLY: unknown groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
         if seconds < 1 or runs < 1:
             raise SystemExit("BENCH_SECONDS and BENCH_RUNS must be at least 1")
+        message_db = Path(os.environ["BENCH_MESSAGE_DB"]) if os.environ.get("BENCH_MESSAGE_DB") else None
+        if "peers" in groups and (message_db is None or not (message_db / "database" / "install.sh").is_file()):
+            raise SystemExit(
+                "the peers group needs Message DB (BENCH_MESSAGE_DB: the folder of the npm package"
+                " @eventide/message-db) and eventsourcing: run it with `make bench`, which installs both"
+            )
         return cls(
             seconds=seconds,
             runs=runs,
@@ -84,4 +96,5 @@ class Config:
             lag_rate=500.0,
             groups=groups,
             diagnostics=os.environ.get("BENCH_DIAGNOSTICS", "1") not in ("", "0"),
+            message_db=message_db,
         )

@@ -18,7 +18,7 @@ from psycopg import sql
 
 import pgcluster
 from bench.config import Config
-from bench.measure import Result, alternate, format_number, log
+from bench.measure import PeerResult, Result, alternate, format_number, log
 from bench.workloads import START_VALUES, Script, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +37,9 @@ class Harness:
         self.notes: list[str] = []
         # W4: the conflict rate of every run, in %, by script file.
         self.conflict_rates: dict[str, list[float]] = {}
+        # The peers table (sections/peers.py) and the versions of the peers measured.
+        self.peers: list[PeerResult] = []
+        self.peer_versions: dict[str, str] = {}
         self._run_counter = 0
 
     # --- connections ----------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ class Harness:
             f"--file={script.path}",
             "--host=127.0.0.1",
             f"--port={self.cluster.port}",
-            "--username=postgres",
+            f"--username={script.user}",
             *[f"--define={name}={value}" for name, value in {**script.variables, **variables}.items()],
             db,
         ]
@@ -159,7 +162,7 @@ class Harness:
 
     # --- measuring ------------------------------------------------------------------------------------
 
-    def compare_many(self, label: str, measures: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    def compare_many(self, label: str, measures: Mapping[str, Callable[[], float]]) -> dict[str, list[float]]:
         """BENCH_RUNS rounds of every measure, the order rotating by one each round; a checkpoint before each."""
         return alternate(label, self.config.runs, measures, self.checkpoint)
 
@@ -195,6 +198,16 @@ class Harness:
         seconds = self.config.read_seconds if latency else self.config.seconds
         return partial(
             self.run_script, script, workload.db, workload.clients, seconds, latency=latency, variables=variables
+        )
+
+    def add_peer(self, result: PeerResult) -> None:
+        self.peers.append(result)
+        log(
+            f"= {result.workload} ({result.level}): "
+            + ", ".join(
+                f"{name} {format_number(result.figure(name), result.unit)} ({result.ratio(name):.2f})"
+                for name in result.runs
+            )
         )
 
     def add(self, result: Result) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -61,6 +61,34 @@ class Result:
         return None if ceiling is None or ceiling == 0 else self.figure / ceiling
 
 
+@dataclass
+class PeerResult:
+    """One row of the peers table: the runs of every column measured, the first one the bare ceiling."""
+
+    workload: str
+    level: str
+    runs: dict[str, list[float]]
+    unit: str = "events/s"
+
+    @property
+    def ceiling(self) -> str:
+        return next(iter(self.runs))
+
+    def figure(self, name: str) -> float:
+        return statistics.median(self.runs[name])
+
+    def ratio(self, name: str) -> float:
+        """The column's median over the bare ceiling's median, measured in the same run."""
+        ceiling = self.figure(self.ceiling)
+        return self.figure(name) / ceiling if ceiling else 0.0
+
+    def ours_over(self, ours: str, name: str) -> float | None:
+        """Our median over the column's (the same as our ratio over theirs); None if not measured."""
+        if name not in self.runs or ours not in self.runs or not self.figure(name):
+            return None
+        return self.figure(ours) / self.figure(name)
+
+
 def format_number(value: float, unit: str) -> str:
     if unit in ("events/s", "calls/s"):
         return f"{value:,.0f}"
@@ -78,7 +106,7 @@ def log(message: str) -> None:
 def alternate(
     label: str,
     runs: int,
-    measures: dict[str, Callable[[], float]],
+    measures: Mapping[str, Callable[[], float]],
     before_each: Callable[[], None],
 ) -> dict[str, list[float]]:
     """`runs` rounds of every measure, the order rotating by one each round; before_each (a checkpoint) first."""

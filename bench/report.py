@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bench.config import REPORTED_SETTINGS
 from bench.harness import ROOT, Harness
-from bench.measure import Result, format_number
+from bench.measure import PeerResult, Result, format_number
+from bench.workloads import CEILING, OURS, PEER_COLUMNS
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -34,6 +35,7 @@ def write(harness: Harness, commit: str, started: datetime, elapsed: float, load
         *[_table_row(result) for result in harness.results],
         "",
         "Ratio: figure / ceiling (for ms, a time ratio: lower is better).",
+        *_peers(harness),
         "",
         "## Ceilings",
         "",
@@ -48,6 +50,12 @@ def write(harness: Harness, commit: str, started: datetime, elapsed: float, load
         runs = ", ".join(format_number(v, result.unit) for v in result.runs)
         ceiling_runs = ", ".join(format_number(v, result.unit) for v in result.ceiling_runs or [])
         lines.append(f"| {result.workload} | {runs} | {ceiling_runs} |")
+    for peer in harness.peers:
+        ceiling_runs = ", ".join(format_number(v, peer.unit) for v in peer.runs[peer.ceiling])
+        for name, values in peer.runs.items():
+            if name != peer.ceiling:
+                runs = ", ".join(format_number(v, peer.unit) for v in values)
+                lines.append(f"| Peers, {peer.level}, {peer.workload}: {name} | {runs} | {ceiling_runs} |")
     if harness.diagnostics:
         lines += [
             "",
@@ -138,6 +146,45 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}{' + uncommitted changes in sql/, python/src or examples/' if dirty else ''}"
+
+
+def _peers(harness: Harness) -> list[str]:
+    """The peers table: each column's median events/s with its ratio to the bare ceiling, and ours over theirs."""
+    if not harness.peers:
+        return []
+    others = [name for name in PEER_COLUMNS if name not in (CEILING, OURS)]
+    lines = [
+        "",
+        "## Peers",
+        "",
+        "The same workloads on the peers, alternating with pg_eventstore and the bare ceiling in this run:",
+        "median events/s (ratio to the bare ceiling of the same level); `ours ÷ X` is pg_eventstore's",
+        'median over X\'s (above 1: we are faster). See bench/README.md, "Peers".',
+        "",
+        *[f"- {name}: {text}" for name, text in harness.peer_versions.items()],
+        "",
+        f"| workload | level | {' | '.join(PEER_COLUMNS)} | {' | '.join(f'ours ÷ {name}' for name in others)} |",
+        "|---|---|" + "---:|" * (len(PEER_COLUMNS) + len(others)),
+    ]
+    for peer in harness.peers:
+        lines.append(
+            f"| {peer.workload} | {peer.level} | {' | '.join(_peer_cell(peer, name) for name in PEER_COLUMNS)} | "
+            + " | ".join(_ours_over(peer, name) for name in others)
+            + " |"
+        )
+    return lines
+
+
+def _peer_cell(peer: PeerResult, name: str) -> str:
+    if name not in peer.runs:
+        return "—"
+    figure = format_number(peer.figure(name), peer.unit)
+    return figure if name == peer.ceiling else f"{figure} ({peer.ratio(name):.2f})"
+
+
+def _ours_over(peer: PeerResult, name: str) -> str:
+    ratio = peer.ours_over(OURS, name)
+    return "—" if ratio is None else f"{ratio:.2f}"
 
 
 def _section(title: str, columns: list[str], rows: list[tuple[str, ...]]) -> list[str]:

@@ -4,8 +4,9 @@
 
 Starts its own throwaway cluster with fixed, durable settings (bench/config.py), installs
 build/eventstore.sql, examples/orders/orders.sql and bench/setup.sql, runs every workload
-of the table in bench/workloads.py BENCH_RUNS times for BENCH_SECONDS each (pgbench with the
-scripts of bench/pgbench/ for SQL-level workloads, Python threads for client-level ones),
+of the table in bench/workloads.py (with the peers: Message DB and eventsourcing) BENCH_RUNS
+times for BENCH_SECONDS each (pgbench with the scripts of bench/pgbench/ for SQL-level
+workloads, Python threads for client-level ones),
 alternating with its ceiling, and writes the medians to bench/results/<date>.md and
 bench/results/latest.md (bench/report.py).
 
@@ -14,7 +15,9 @@ Environment:
     BENCH_RUNS         runs per workload, the median is reported (default 3)
     BENCH_QUICK=1      smoke run: 1 s, 1 run, small data; writes bench/results/quick.md
     BENCH_ONLY         comma-separated groups to run (default all): core, reads,
-                       python, feed, projections, diagnostics
+                       python, peers, feed, projections, diagnostics
+    BENCH_MESSAGE_DB   the folder of the npm package @eventide/message-db, for the
+                       peers group (make bench installs it and sets this)
     BENCH_DIAGNOSTICS  0 skips the diagnostic measurements (default 1)
 
 What each workload measures and how to read the table: bench/README.md.
@@ -36,7 +39,7 @@ from bench import report  # noqa: E402
 from bench.config import CORE_DB, FEED_DB, SETTINGS, Config  # noqa: E402
 from bench.harness import Harness  # noqa: E402
 from bench.measure import log  # noqa: E402
-from bench.sections import core, diagnostics, feed, projections, python_client, reads  # noqa: E402
+from bench.sections import core, diagnostics, feed, peers, projections, python_client, reads  # noqa: E402
 
 
 def main() -> int:
@@ -62,6 +65,8 @@ def main() -> int:
             reads.run(harness)
         if "python" in config.groups:
             python_client.run(harness)
+        if "peers" in config.groups:
+            peers.run(harness)
         if config.groups & {"feed", "projections"}:
             harness.create_database(FEED_DB)
             feed.generate_history(harness)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import CORE_DB, FEED_DB, NO_NOTIFY_DB
+from bench.config import CORE_DB, FEED_DB, MESSAGE_DB_DB, NO_NOTIFY_DB
 from bench.measure import Goal, Result
 
 SCRIPTS = Path(__file__).resolve().parent / "pgbench"
@@ -67,7 +67,7 @@ class Script:
     "none"; "own", one per client, md5(tag || '-' || client_id)::uuid; "contended", 4,
     md5(tag || '-w4-' || a)::uuid. start: the statements that create each of them before the
     run. successes: for "contended", the query that counts the successful appends. text: what
-    a ceiling is, for the results' list of ceilings.
+    a ceiling is, for the results' list of ceilings. user: the role pgbench connects as.
     """
 
     file: str
@@ -77,6 +77,7 @@ class Script:
     successes: str | None = None
     events: int = 1
     text: str = ""
+    user: str = "postgres"
 
     @property
     def path(self) -> Path:
@@ -249,6 +250,82 @@ INLINE_OVERHEAD = Workload(
 )
 LAG_P50 = Workload("async projection lag p50, commit to projection commit", unit="ms")
 LAG_P99 = Workload("async projection lag p99, commit to projection commit", goal=Goal("at_most", 20.0), unit="ms")
+
+
+# --- peers (sections/peers.py): the same workloads on Message DB and eventsourcing ---------------------------
+
+# Message DB is called the way its clients call it: write_message() as the role `message_store` that its
+# install.sh creates (limited to the public interface), in its own database, all streams of one category
+# (`order-<uuid>`), as ours all go to one aggregate type.
+FIRST_MESSAGE = (
+    "SELECT message_store.write_message(gen_random_uuid()::varchar, 'order-' || %(aggregate)s::text,"
+    " 'OrderPlaced', %(payload)s::jsonb, '{}'::jsonb, -1)"
+)
+MESSAGE_DB_ONE = Script("message-db-new.sql", PAYLOAD, user="message_store")
+MESSAGE_DB_NEXT = Script("message-db-next.sql", PAYLOAD, "own", (FIRST_MESSAGE,), user="message_store")
+MESSAGE_DB_TEN = Script("message-db-new-10.sql", PAYLOAD, events=10, user="message_store")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One column of the peers table at the SQL level: a pgbench script in its database."""
+
+    script: Script
+    db: str = CORE_DB
+
+
+@dataclass(frozen=True)
+class PeerWorkload:
+    """One row of the peers table: a workload every peer that supports it runs, with `clients` clients.
+
+    shape: "new" (W1, 1 event to a new stream), "next" (W2, 1 event to the client's own stream with its
+    expected version) or "ten" (W3, 10 events to a new stream in one call). sql: the pgbench side of each
+    column measured at the SQL level; the Python level builds its sides from the shape (sections/peers.py).
+    """
+
+    label: str
+    shape: str
+    clients: int
+    sql: Mapping[str, Side]
+
+    @property
+    def events(self) -> int:
+        return 10 if self.shape == "ten" else 1
+
+
+# The columns of the peers table, in order; the first is the bare ceiling every ratio is to.
+CEILING = "bare ceiling"
+OURS = "pg_eventstore"
+MESSAGE_DB = "Message DB"
+EVENTSOURCING = "eventsourcing"
+PEER_COLUMNS = (CEILING, OURS, MESSAGE_DB, EVENTSOURCING)
+
+PEERS = (
+    PeerWorkload(
+        "W1 1 event, new stream, 1 client",
+        "new",
+        1,
+        {CEILING: Side(INSERT_ONE), OURS: Side(APPEND_ONE), MESSAGE_DB: Side(MESSAGE_DB_ONE, MESSAGE_DB_DB)},
+    ),
+    PeerWorkload(
+        "W1 1 event, new stream, 8 clients",
+        "new",
+        8,
+        {CEILING: Side(INSERT_ONE), OURS: Side(APPEND_ONE), MESSAGE_DB: Side(MESSAGE_DB_ONE, MESSAGE_DB_DB)},
+    ),
+    PeerWorkload(
+        "W2 1 event, expected version, 8 clients on their own streams",
+        "next",
+        8,
+        {CEILING: Side(INSERT_NEXT), OURS: Side(APPEND_NEXT), MESSAGE_DB: Side(MESSAGE_DB_NEXT, MESSAGE_DB_DB)},
+    ),
+    PeerWorkload(
+        "W3 10 events per call, new stream, 8 clients",
+        "ten",
+        8,
+        {CEILING: Side(INSERT_TEN), OURS: Side(APPEND_TEN), MESSAGE_DB: Side(MESSAGE_DB_TEN, MESSAGE_DB_DB)},
+    ),
+)
 
 
 # --- diagnostics (not our configuration) ----------------------------------------------------------------
