@@ -22,11 +22,20 @@ from pg_eventstore.cli._common import (
 from pg_eventstore.models import ProjectionStatus
 from pg_eventstore.store import EventStore
 
+# What install and upgrade print when they changed the schema, and when they did not: str.format
+# templates over the change's before, after and applied.
+INSTALL_REPORT = ("installed eventstore {after}", "eventstore {before} is already installed; nothing changed")
+UPGRADE_REPORT = ("upgraded eventstore {before} -> {after} ({applied})", "eventstore {after} is up to date")
 
-def _change_schema(dsn: str, change: Callable[[psycopg.Connection[Any]], schema.SchemaChange]) -> schema.SchemaChange:
-    """Run schema.install or schema.upgrade on its own connection (it commits its own transaction)."""
+
+def _change_schema(
+    dsn: str, apply: Callable[[psycopg.Connection[Any]], schema.SchemaChange], report: tuple[str, str]
+) -> None:
+    """Run schema.install or schema.upgrade (each commits its own transaction) and say what it did."""
     with connect(dsn, autocommit=False) as conn, reported_errors():
-        return change(conn)
+        change = apply(conn)
+    template = report[0] if change.changed else report[1]
+    console.print(template.format(before=change.before, after=change.after, applied=", ".join(change.applied)))
 
 
 def install(dsn: DsnOption) -> None:
@@ -34,20 +43,12 @@ def install(dsn: DsnOption) -> None:
 
     Idempotent: when some version is installed already, nothing changes and the version is reported.
     """
-    change = _change_schema(dsn, schema.install)
-    if change.changed:
-        console.print(f"installed eventstore {change.after}")
-    else:
-        console.print(f"eventstore {change.before} is already installed; nothing changed")
+    _change_schema(dsn, schema.install, INSTALL_REPORT)
 
 
 def upgrade(dsn: DsnOption) -> None:
     """Upgrade the installed eventstore schema to this package's version, in one transaction."""
-    change = _change_schema(dsn, schema.upgrade)
-    if change.changed:
-        console.print(f"upgraded eventstore {change.before} -> {change.after} ({', '.join(change.applied)})")
-    else:
-        console.print(f"eventstore {change.after} is up to date")
+    _change_schema(dsn, schema.upgrade, UPGRADE_REPORT)
 
 
 def after_restore(dsn: DsnOption) -> None:
