@@ -4,8 +4,10 @@
 
 Run from the repository root (`make demo` does; `pg-eventstore demo` does it from a checkout). It
 lives here, with the example it demonstrates, not in the package: it needs this repository's
-examples/orders and examples/inventory. Its SQL reads only the examples' own tables and the
-eventstore's public functions and views.
+examples/orders and examples/inventory. The scenario itself (the shop, the long history) is in
+scenario.py; this file sets up, runs it and reports. The event store is reached through the
+library (EventStore, Projections); the SQL here reads only the examples' own tables and the
+catalog (to see whether the database is the demo's).
 """
 
 from __future__ import annotations
@@ -16,39 +18,31 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import psycopg
 import typer
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from examples.orders.scenario import STOCK_TYPE, Shop, run_in_parallel, write_long_history
 from pg_eventstore import schema
-from pg_eventstore.aggregate import AggregateRepository
 from pg_eventstore.cli._common import (
     DsnOption,
     cell,
     connect,
     console,
-    err_console,
     error_line,
     fail,
     reported_errors,
 )
 from pg_eventstore.cli.projections import rebuild_with_progress
-from pg_eventstore.errors import ConcurrencyError, EventStoreError, wrap_errors
-from pg_eventstore.models import NewEvent
-from pg_eventstore.store import NO_STREAM, EventStore
-
-try:
-    from examples.orders import commands, order
-except ImportError as missing:  # pydantic, which the Order example's models need
-    raise SystemExit(f"error: the Order example needs {missing.name} (hint: `make demo` installs it)") from None
+from pg_eventstore.errors import EventStoreError, wrap_errors
+from pg_eventstore.projections import Projections
+from pg_eventstore.store import EventStore
 
 EXAMPLES = Path(__file__).resolve().parents[1]
 ORDERS_SQL = EXAMPLES / "orders" / "orders.sql"
@@ -58,29 +52,15 @@ DEMO_SCHEMAS = ("eventstore", "orders", "inventory", "public")
 
 PROJECTION = "order_projections"
 ORDER_EVENT_TYPES = ["OrderPlaced", "OrderShipped", "OrderDelivered", "OrderCancelled"]
-STOCK_TYPE = "StockItem"
-# Events per append when writing the long history.
-STOCK_APPEND = 100
-STOCK_TAIL = 30
 # Loads timed per measurement (the median is reported).
 LOAD_RUNS = 21
 
-# What the demo asks the database, besides the library's calls.
-DATABASE_CLOCK = "SELECT clock_timestamp()"
+# What the demo asks the database besides the library's calls: about the examples' schemas and
+# read model, and about the database (is it the demo's?).
 SCHEMA_EXISTS = "SELECT to_regnamespace(%(schema)s) IS NOT NULL"
-PROJECTION_REGISTERED = "SELECT EXISTS (SELECT FROM eventstore.projection_status WHERE name = %(name)s)"
-REGISTER_PROJECTION = (
-    "SELECT eventstore.register_projection(%(name)s, %(handler)s::regprocedure, %(event_types)s,"
-    " %(mode)s, %(reset)s::regprocedure)"
-)
-REBUILD_PROJECTION = "SELECT eventstore.rebuild_projection(%(name)s)"
 ORDER_SUMMARY = (
     "SELECT status, count(*) AS orders, sum(total) AS revenue"
     " FROM orders.order_projections GROUP BY status ORDER BY count(*) DESC, status"
-)
-LATEST_SNAPSHOT = (
-    "SELECT max(version) FROM eventstore.aggregate_snapshots"
-    " WHERE aggregate_type = %(aggregate_type)s AND aggregate_id = %(aggregate_id)s"
 )
 # The schemas of the database that are not the demo's, and whether public holds anything.
 FOREIGN_SCHEMAS = (
@@ -93,26 +73,6 @@ PUBLIC_OBJECTS = (
     " + (SELECT count(*) FROM pg_catalog.pg_type WHERE typnamespace = 'public'::regnamespace AND typrelid = 0"
     "    AND typcategory <> 'A')"
 )
-
-# The shop: what customers buy, and where they live.
-CATALOGUE = [
-    ("p-001", "BOOK-DDIA", "Designing Data-Intensive Applications", 39.90),
-    ("p-002", "BOOK-PGIN", "PostgreSQL Internals", 29.50),
-    ("p-003", "MUG-ELEPH", "Elephant mug", 12.00),
-    ("p-004", "TEE-SQL-M", "SELECT * FROM shirts (M)", 19.95),
-    ("p-005", "STICK-PK", "Sticker pack", 4.50),
-    ("p-006", "KB-MECH", "Mechanical keyboard", 89.00),
-]
-ADDRESSES = [
-    ("Storgata 1", "Oslo", "NO", "0155"),
-    ("Rue de Rivoli 10", "Paris", "FR", "75001"),
-    ("Calle Mayor 5", "Madrid", "ES", "28013"),
-    ("Karl-Marx-Allee 3", "Berlin", "DE", "10178"),
-    ("Via Roma 12", "Torino", "IT", "10121"),
-]
-CARRIERS = ["DHL", "UPS", "PostNord", "La Poste"]
-
-T = TypeVar("T")
 
 
 def _scalar(conn: psycopg.Connection[Any], query: Any, params: dict[str, Any] | None = None) -> Any:
@@ -138,190 +98,25 @@ def set_up(conn: psycopg.Connection[Any]) -> None:
         with conn.transaction(), wrap_errors():
             conn.execute(script.read_text().encode())
         console.print(f"installed the example {script.relative_to(EXAMPLES.parent)}", markup=False)
-    if not _scalar(conn, PROJECTION_REGISTERED, {"name": PROJECTION}):
+    projections = Projections(conn)
+    if not projections.exists(PROJECTION):
         try:
-            with conn.transaction(), wrap_errors():
-                conn.execute(
-                    REGISTER_PROJECTION,
-                    {
-                        "name": PROJECTION,
-                        "handler": "orders.project_order(eventstore.domain_events)",
-                        "event_types": ORDER_EVENT_TYPES,
-                        "mode": "inline",
-                        "reset": "orders.reset_order_projections()",
-                    },
+            with conn.transaction():
+                projections.register(
+                    PROJECTION,
+                    "orders.project_order(eventstore.domain_events)",
+                    event_types=ORDER_EVENT_TYPES,
+                    mode="inline",
+                    reset="orders.reset_order_projections()",
                 )
                 # Order events stored before the registration reach the read model too.
-                conn.execute(REBUILD_PROJECTION, {"name": PROJECTION})
+                projections.rebuild(PROJECTION)
         except (EventStoreError, psycopg.Error) as error:
             fail(
                 f"cannot build the read model {PROJECTION} from the Order events in this database: "
                 f"{error_line(error)}; run the demo on a database of its own (`make demo-clean` resets the local one)"
             )
         console.print(f"registered the projection {PROJECTION} (inline: current at every commit)", markup=False)
-
-
-def _parallel(label: str, work: Callable[[T], Any], items: list[T], workers: int) -> tuple[list[Any], float]:
-    """Run work over items on a thread pool, with a progress bar on stderr; results in order, and seconds."""
-    progress = Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
-    task = progress.add_task(label, total=len(items))
-    started = time.monotonic()
-
-    def step(item: T) -> Any:
-        result = work(item)
-        progress.advance(task)
-        return result
-
-    with progress, ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(step, items))
-    return results, time.monotonic() - started
-
-
-class Shop:
-    """The scenario's moves, through the Order example's command handlers."""
-
-    def __init__(self, repository: AggregateRepository[Any], run_seed: int) -> None:
-        self.order = order
-        self.commands = commands
-        self.repository = repository
-        self.run_seed = run_seed
-        self.customers = [uuid.UUID(int=random.Random(run_seed + n).getrandbits(128)) for n in range(200)]
-        self.staff = uuid.uuid4()
-
-    def request(self, rng: random.Random, order_id: uuid.UUID | None = None) -> Any:
-        order = self.order
-        items = [
-            order.LineItem(product_id=product, sku=sku, name=name, quantity=rng.randint(1, 3), unit_price=price)
-            for product, sku, name, price in rng.sample(CATALOGUE, rng.randint(1, 3))
-        ]
-        line1, city, country, postal = rng.choice(ADDRESSES)
-        return self.commands.PlaceOrder(
-            order_id=order_id or uuid.uuid4(),
-            customer_id=rng.choice(self.customers),
-            line_items=items,
-            shipping_address=order.ShippingAddress(line1=line1, city=city, country=country, postal_code=postal),
-        )
-
-    def place(self, number: int) -> uuid.UUID:
-        """Place one order; returns its id."""
-        rng = random.Random(self.run_seed * 1_000_003 + number)
-        while True:
-            request = self.request(rng)
-            try:
-                self.commands.place_order(self.repository, request, metadata={"user": "demo", "channel": "web"})
-            except psycopg.errors.UniqueViolation:
-                # Two orders of one day drew the same order number (the first 8 hex
-                # digits of their ids; see commands.py): place it again under a new id.
-                continue
-            return request.order_id  # type: ignore[no-any-return]
-
-    def fulfil(self, order_id: uuid.UUID) -> str:
-        """Move a placed order on: cancel it, leave it, or ship it (then deliver, cancel or leave it in transit)."""
-        rng = random.Random(order_id.int)
-        fate = rng.random()
-        staff = {"user": "warehouse"}
-        if fate < 0.10:
-            self.commands.cancel_order(
-                self.repository,
-                order_id,
-                {"reason": "customer changed their mind", "cancelled_by": self.staff},
-                metadata=staff,
-            )
-            return "cancelled"
-        if fate < 0.25:
-            return "placed"
-        self.commands.ship_order(
-            self.repository,
-            order_id,
-            {"tracking_number": f"TRK{order_id.hex[:10].upper()}", "carrier": rng.choice(CARRIERS)},
-            metadata=staff,
-        )
-        after = rng.random()
-        if after < 0.75:
-            self.commands.deliver_order(
-                self.repository,
-                order_id,
-                {"delivered_at": datetime.now(UTC), "signed_by": "front desk"},
-                metadata={"user": "courier"},
-            )
-            return "delivered"
-        if after < 0.80:
-            self.commands.cancel_order(
-                self.repository,
-                order_id,
-                {"reason": "lost in transit", "cancelled_by": self.staff, "refund_amount": 0},
-                metadata=staff,
-            )
-            return "cancelled"
-        return "shipped"
-
-    def conflict(self) -> uuid.UUID:
-        """Two clerks change one order at once: the second save gets ES001, reloads, and succeeds on retry."""
-        order_id = self.place(-1)
-        clerk_a = self.repository.load(order_id)
-        clerk_b = self.repository.load(order_id)
-        assert clerk_a is not None and clerk_b is not None
-        number = clerk_a.state["orderNumber"]
-        console.print(
-            f"conflict: clerks A and B both load order {number} at version {clerk_a.version} (placed)", markup=False
-        )
-        clerk_a.ship({"tracking_number": "TRK-CONFLICT", "carrier": "DHL"}, {"user": "clerk A"})
-        self.repository.save(clerk_a)
-        console.print(f"  A ships it and saves: version {clerk_a.version}", markup=False)
-        cancel = {"reason": "customer called to cancel", "cancelled_by": self.staff}
-        clerk_b.cancel(cancel, {"user": "clerk B"})
-        try:
-            self.repository.save(clerk_b)
-        except ConcurrencyError as error:
-            console.print(
-                f"  B cancels it and saves with expected version {error.expected_version}: "
-                f"{error.sqlstate} concurrency conflict (actual version {error.actual_version}); nothing was written",
-                markup=False,
-            )
-        else:
-            fail("the deliberate conflict did not happen: the event store accepted a stale expected version")
-        retried = self.repository.run_command(order_id, lambda order: order.cancel(cancel, {"user": "clerk B"}))
-        console.print(
-            f"  B retries: reloads version {retried.version - 1} (shipped; cancelling is still allowed), runs the "
-            f"command again and saves version {retried.version}",
-            markup=False,
-        )
-        return order_id
-
-
-def write_long_history(store: EventStore, events: int) -> uuid.UUID:
-    """One StockItem with `events` receipts and picks, appended STOCK_APPEND at a time.
-
-    The last STOCK_TAIL events go in an append of their own that reaches no
-    multiple of 50, so a load starts from the latest snapshot and folds them.
-    """
-    item_id = uuid.uuid4()
-    sku = f"BOOK-DDIA-{item_id.hex[:4]}"
-    rng = random.Random(item_id.int)
-    expected = NO_STREAM
-    start = 0
-    while start < events:
-        remaining = events - start
-        size = min(STOCK_APPEND, remaining - STOCK_TAIL) if remaining > STOCK_TAIL else remaining
-        batch = [
-            NewEvent(
-                "StockReceived" if version % 3 == 0 else "StockPicked",
-                {"sku": sku, "quantity": rng.randint(20, 40) if version % 3 == 0 else rng.randint(1, 15)},
-            )
-            for version in range(start, start + size)
-        ]
-        stored = store.append(STOCK_TYPE, item_id, batch, expected_version=expected)
-        expected = stored[-1].event_version
-        start += size
-    return item_id
 
 
 def _median_ms(run: Callable[[], object], times: int) -> float:
@@ -335,8 +130,7 @@ def _median_ms(run: Callable[[], object], times: int) -> float:
 
 def show_snapshots(dsn: str, store: EventStore, item_id: uuid.UUID) -> None:
     """Time load_aggregate with the item's snapshots, and with them deleted in a transaction rolled back after."""
-    with connect(dsn) as conn:
-        snapshot = _scalar(conn, LATEST_SNAPSHOT, {"aggregate_type": STOCK_TYPE, "aggregate_id": item_id})
+    snapshot = store.latest_snapshot_version(STOCK_TYPE, item_id)
     with_snapshots = store.load_aggregate(STOCK_TYPE, item_id)
     assert with_snapshots is not None
     fast = _median_ms(lambda: store.load_aggregate(STOCK_TYPE, item_id), LOAD_RUNS)
@@ -484,7 +278,7 @@ def main(
     with connect(dsn) as conn, reported_errors():
         check_database(conn, yes=yes)
         set_up(conn)
-        run_started = _scalar(conn, DATABASE_CLOCK)
+        run_started = EventStore(conn).database_time()
 
     with (
         reported_errors(),
@@ -493,15 +287,15 @@ def main(
         ) as pool,
     ):
         store = EventStore(pool)
-        shop = Shop(AggregateRepository(store, order.Order), random.randrange(1 << 30))
+        shop = Shop(store, random.randrange(1 << 30))
 
-        placed, seconds = _parallel("placing orders", shop.place, list(range(orders)), workers)
+        placed, seconds = run_in_parallel("placing orders", shop.place, list(range(orders)), workers)
         console.print(
             f"placed {len(placed):,} orders with place_order on {workers} threads in {seconds:.1f} s "
             f"({len(placed) / seconds:,.0f} orders/s)",
             markup=False,
         )
-        fates, seconds = _parallel("shipping, delivering, cancelling", shop.fulfil, placed, workers)
+        fates, seconds = run_in_parallel("shipping, delivering, cancelling", shop.fulfil, placed, workers)
         moved = Counter(fates)
         outcome = ", ".join(f"{moved[fate]:,} {fate}" for fate in ("delivered", "shipped", "cancelled", "placed"))
         console.print(f"moved them on in {seconds:.1f} s: {outcome}", markup=False)

@@ -122,7 +122,7 @@ class AsyncProjections(AsyncClientBase):
         """One projection's status. Raises UnknownTypeError (ES003) when it is not registered."""
         rows = await self._rows(queries.PROJECTION_STATUS, {"name": name})
         if not rows:
-            raise UnknownTypeError(f"projection {name} is not registered", hint="Projections.list() shows them.")
+            raise UnknownTypeError(f"projection {name} is not registered", hint="Projections.registered() shows them.")
         return ProjectionStatus.from_row(rows[0])
 
     async def run(self, name: str, max_events: int = 1000) -> int:

@@ -123,7 +123,7 @@ class Projections(ClientBase):
         """One projection's status. Raises UnknownTypeError (ES003) when it is not registered."""
         rows = self._rows(queries.PROJECTION_STATUS, {"name": name})
         if not rows:
-            raise UnknownTypeError(f"projection {name} is not registered", hint="Projections.list() shows them.")
+            raise UnknownTypeError(f"projection {name} is not registered", hint="Projections.registered() shows them.")
         return ProjectionStatus.from_row(rows[0])
 
     def run(self, name: str, max_events: int = 1000) -> int:

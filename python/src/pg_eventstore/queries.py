@@ -2,8 +2,8 @@
 
 Most statements call public functions; EventStore.status() and the
 projection status also read the catalog views an operator would. The
-command line reaches all of them through the library (the demo's
-statements about its examples are the last ones it still sends itself).
+library is the only client of these statements: the command line calls
+the library's methods, never this module.
 """
 
 from typing import LiteralString
@@ -49,6 +49,13 @@ TAKE_SNAPSHOT = "SELECT eventstore.take_snapshot(%(aggregate_type)s, %(aggregate
 
 PRUNE_SNAPSHOTS = "SELECT eventstore.prune_snapshots(%(aggregate_type)s, %(keep)s)"
 
+LATEST_SNAPSHOT = (
+    "SELECT max(version) FROM eventstore.aggregate_snapshots"
+    " WHERE aggregate_type = %(aggregate_type)s AND aggregate_id = %(aggregate_id)s"
+)
+
+DATABASE_CLOCK = "SELECT clock_timestamp()"
+
 SCHEMA_INSTALLED = "SELECT to_regclass('eventstore.schema_migrations') IS NOT NULL"
 
 AFTER_RESTORE = "SELECT eventstore.after_restore()"
@@ -80,13 +87,13 @@ REGISTER_PROJECTION = (
 
 REBUILD_PROJECTION = "SELECT eventstore.rebuild_projection(%(name)s)"
 
-# What `projections list` shows: the registrations.
+# Projections.registered(): the registrations.
 LIST_PROJECTIONS = (
     "SELECT name, mode, handler::text AS handler, reset::text AS reset, event_types, registered_at"
     " FROM eventstore.projections ORDER BY name"
 )
 
-# What `projections status` and `status` show: the projections at work.
+# Projections.status() and status_of(), and EventStore.status(): the projections at work.
 PROJECTION_STATUS = (
     "SELECT name, mode, state, position::text AS position, lag, events_applied, last_error, failed_event_id,"
     " rebuild_progress, updated_at"
@@ -95,13 +102,26 @@ PROJECTION_STATUS = (
     " ORDER BY name"
 )
 
-# The events a rebuild of the projection will replay (its progress bar's total before the first NOTICE).
+# The events a rebuild of the projection will replay: the total it reports before the first batch.
 PROJECTION_EVENTS = (
     "SELECT count(*) FROM eventstore.domain_events AS d, eventstore.projections AS p"
     " WHERE p.name = %(name)s AND (p.event_types IS NULL OR d.event_type = ANY(p.event_types))"
 )
 
-# The command line's `status`.
+PROJECTION_REGISTERED = "SELECT EXISTS (SELECT FROM eventstore.projections WHERE name = %(name)s)"
+
+# An operator's controls.
+UNREGISTER_PROJECTION = "SELECT eventstore.unregister_projection(%(name)s)"
+
+PAUSE_PROJECTION = "SELECT eventstore.pause_projection(%(name)s)"
+
+RESUME_PROJECTION = "SELECT eventstore.resume_projection(%(name)s)"
+
+RETRY_PROJECTION = "SELECT eventstore.retry_projection(%(name)s)"
+
+SKIP_PROJECTION_EVENT = "SELECT eventstore.skip_projection_event(%(name)s)"
+
+# EventStore.status(): the counts.
 STORE_COUNTS = (
     "SELECT (SELECT count(*) FROM eventstore.domain_events) AS events,"
     " (SELECT count(*) FROM eventstore.streams) AS aggregates,"
@@ -128,30 +148,3 @@ PREPARED_TRANSACTIONS = (
     " FROM pg_catalog.pg_prepared_xacts"
     " ORDER BY age(transaction) DESC"
 )
-
-# The demo (`pg-eventstore demo`): its examples, and what it reports about them.
-DATABASE_CLOCK = "SELECT clock_timestamp()"
-
-SCHEMA_EXISTS = "SELECT to_regnamespace(%(schema)s) IS NOT NULL"
-
-PROJECTION_REGISTERED = "SELECT EXISTS (SELECT FROM eventstore.projections WHERE name = %(name)s)"
-
-ORDER_SUMMARY = (
-    "SELECT status, count(*) AS orders, sum(total) AS revenue"
-    " FROM orders.order_projections GROUP BY status ORDER BY count(*) DESC, status"
-)
-
-LATEST_SNAPSHOT = (
-    "SELECT max(version) FROM eventstore.aggregate_snapshots"
-    " WHERE aggregate_type = %(aggregate_type)s AND aggregate_id = %(aggregate_id)s"
-)
-
-UNREGISTER_PROJECTION = "SELECT eventstore.unregister_projection(%(name)s)"
-
-PAUSE_PROJECTION = "SELECT eventstore.pause_projection(%(name)s)"
-
-RESUME_PROJECTION = "SELECT eventstore.resume_projection(%(name)s)"
-
-RETRY_PROJECTION = "SELECT eventstore.retry_projection(%(name)s)"
-
-SKIP_PROJECTION_EVENT = "SELECT eventstore.skip_projection_event(%(name)s)"

@@ -1,14 +1,14 @@
-"""Schema commands: install, upgrade, version, status."""
+"""Schema commands: install, upgrade, version, status, after-restore."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from rich.table import Table
 
-from pg_eventstore import queries, schema
+from pg_eventstore import schema
 from pg_eventstore.cli._common import (
     DsnOption,
     cell,
@@ -19,7 +19,23 @@ from pg_eventstore.cli._common import (
     reported_errors,
     require_schema,
 )
-from pg_eventstore.errors import from_psycopg
+from pg_eventstore.models import ProjectionStatus
+from pg_eventstore.store import EventStore
+
+# What install and upgrade print when they changed the schema, and when they did not: str.format
+# templates over the change's before, after and applied.
+INSTALL_REPORT = ("installed eventstore {after}", "eventstore {before} is already installed; nothing changed")
+UPGRADE_REPORT = ("upgraded eventstore {before} -> {after} ({applied})", "eventstore {after} is up to date")
+
+
+def _change_schema(
+    dsn: str, apply: Callable[[psycopg.Connection[Any]], schema.SchemaChange], report: tuple[str, str]
+) -> None:
+    """Run schema.install or schema.upgrade (each commits its own transaction) and say what it did."""
+    with connect(dsn, autocommit=False) as conn, reported_errors():
+        change = apply(conn)
+    template = report[0] if change.changed else report[1]
+    console.print(template.format(before=change.before, after=change.after, applied=", ".join(change.applied)))
 
 
 def install(dsn: DsnOption) -> None:
@@ -27,22 +43,12 @@ def install(dsn: DsnOption) -> None:
 
     Idempotent: when some version is installed already, nothing changes and the version is reported.
     """
-    with connect(dsn, autocommit=False) as conn, reported_errors():
-        change = schema.install(conn)
-    if change.changed:
-        console.print(f"installed eventstore {change.after}")
-    else:
-        console.print(f"eventstore {change.before} is already installed; nothing changed")
+    _change_schema(dsn, schema.install, INSTALL_REPORT)
 
 
 def upgrade(dsn: DsnOption) -> None:
     """Upgrade the installed eventstore schema to this package's version, in one transaction."""
-    with connect(dsn, autocommit=False) as conn, reported_errors():
-        change = schema.upgrade(conn)
-    if change.changed:
-        console.print(f"upgraded eventstore {change.before} -> {change.after} ({', '.join(change.applied)})")
-    else:
-        console.print(f"eventstore {change.after} is up to date")
+    _change_schema(dsn, schema.upgrade, UPGRADE_REPORT)
 
 
 def after_restore(dsn: DsnOption) -> None:
@@ -56,22 +62,16 @@ def after_restore(dsn: DsnOption) -> None:
         notes: list[str] = []
         conn.add_notice_handler(lambda notice: notes.append(str(notice.message_primary)))
         with reported_errors():
-            row = conn.execute(queries.AFTER_RESTORE).fetchone()
+            offset = EventStore(conn).after_restore()
             conn.commit()
     for note in notes:
         err_console.print(note)
-    console.print(f"feed key offset: {row[0] if row else 'unknown'}")
+    console.print(f"feed key offset: {offset}")
 
 
 def version() -> None:
     """Print the schema version this package installs (does not connect)."""
     console.print(schema.package_version())
-
-
-def _rows(conn: psycopg.Connection[Any], query: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchall()
 
 
 def status(dsn: DsnOption) -> None:
@@ -84,47 +84,42 @@ def status(dsn: DsnOption) -> None:
     with connect(dsn) as conn:
         installed = require_schema(conn)
         with reported_errors():
-            counts = _rows(conn, queries.STORE_COUNTS)[0]
-            projections = _rows(conn, queries.PROJECTION_STATUS, {"name": None})
-            oldest = _rows(conn, queries.OLDEST_TRANSACTIONS, {"limit": 1})
-            prepared = _rows(conn, queries.PREPARED_TRANSACTIONS)
-
-        try:
-            fence_row = conn.execute(queries.FEED_FENCE).fetchone()
-            fence = "unknown" if fence_row is None else str(fence_row[0])
-        except psycopg.Error as error:
-            # ES006 after a restore into another cluster: the rest of the status still helps.
-            fence = f"unavailable: {error_line(from_psycopg(error) or error)}"
+            found = EventStore(conn).status()
+    # ES006 after a restore into another cluster: the rest of the status still helps.
+    if found.feed_fence_error is not None:
+        fence = f"unavailable: {error_line(found.feed_fence_error)}"
+    else:
+        fence = "unknown" if found.feed_fence is None else str(found.feed_fence)
 
     package = schema.package_version()
     console.print(f"eventstore {installed}" + ("" if installed == package else f" (this package installs {package})"))
     console.print(
-        f"events: {counts['events']:,}  aggregates: {counts['aggregates']:,}  "
-        f"aggregate types: {counts['aggregate_types']:,}  snapshots: {counts['snapshots']:,}"
+        f"events: {found.events:,}  aggregates: {found.aggregates:,}  "
+        f"aggregate types: {found.aggregate_types:,}  snapshots: {found.snapshots:,}"
     )
     console.print(f"feed fence: {fence} (consumers of the feed see every event with a lower feed key)", markup=False)
 
-    if projections:
-        console.print(projection_status_table(projections))
+    if found.projections:
+        console.print(projection_status_table(found.projections))
     else:
         console.print("projections: none registered")
 
-    if oldest:
-        row = oldest[0]
+    oldest = found.oldest_transaction
+    if oldest is not None:
         console.print(
             "oldest open transaction (holds the fence back): "
-            f"pid {row['pid']}, database {row['database']}, user {row['user_name']}, xid {row['xid']}, "
-            f"xid age {row['xid_age']:,}, started {row['xact_start']}, state {row['state']}",
+            f"pid {oldest.pid}, database {oldest.database}, user {oldest.user_name}, xid {oldest.xid}, "
+            f"xid age {oldest.xid_age:,}, started {oldest.xact_start}, state {oldest.state}",
             soft_wrap=True,
             markup=False,
         )
-        console.print(f"  query: {' '.join(str(row['query'] or '').split())[:200]}", soft_wrap=True, markup=False)
+        console.print(f"  query: {' '.join(str(oldest.query or '').split())[:200]}", soft_wrap=True, markup=False)
     else:
         console.print("oldest open transaction: none holds a transaction id")
-    for row in prepared:
+    for prepared in found.prepared_transactions:
         console.print(
-            f"prepared transaction {row['gid']!r} (holds the fence back): database {row['database']}, "
-            f"owner {row['owner']}, xid {row['xid']}, xid age {row['xid_age']:,}, prepared {row['prepared']}",
+            f"prepared transaction {prepared.gid!r} (holds the fence back): database {prepared.database}, "
+            f"owner {prepared.owner}, xid {prepared.xid}, xid age {prepared.xid_age:,}, prepared {prepared.prepared}",
             soft_wrap=True,
             markup=False,
         )
@@ -135,19 +130,19 @@ def count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
-def projection_status_table(rows: list[dict[str, Any]]) -> Table:
+def projection_status_table(projections: list[ProjectionStatus]) -> Table:
     table = Table("name", "mode", "state", "position", "lag", "applied", "last error", title="projections")
-    for row in rows:
-        state = row["state"]
-        if row["rebuild_progress"]:
-            state = f"{state} {row['rebuild_progress']}"
+    for projection in projections:
+        state = projection.state
+        if projection.rebuild_progress:
+            state = f"{state} {projection.rebuild_progress}"
         table.add_row(
-            cell(row["name"]),
-            cell(row["mode"]),
+            cell(projection.name),
+            cell(projection.mode),
             cell(state),
-            cell(row["position"]),
-            cell(count(row["lag"])),
-            cell(count(row["events_applied"])),
-            cell(row["last_error"]),
+            cell(projection.position),
+            cell(count(projection.lag)),
+            cell(count(projection.events_applied)),
+            cell(projection.last_error),
         )
     return table

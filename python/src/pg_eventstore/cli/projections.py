@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Annotated, Any
 
 import psycopg
 import typer
-from psycopg.rows import dict_row
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from pg_eventstore import queries
-from pg_eventstore.cli._common import (
-    DsnOption,
-    cell,
-    connect,
-    console,
-    err_console,
-    fail,
-    reported_errors,
-)
+from pg_eventstore.cli._common import DsnOption, cell, connect, console, err_console, fail, reported_errors
 from pg_eventstore.cli.admin import count, projection_status_table
-from pg_eventstore.errors import wrap_errors
-from pg_eventstore.projections import ProjectionWorker
+from pg_eventstore.errors import UnknownTypeError
+from pg_eventstore.models import ProjectionStatus
+from pg_eventstore.projections import Projections, ProjectionWorker
 
 app = typer.Typer(
     help="Projections (read models): list them, see their state and lag, run async ones, rebuild them.",
@@ -36,39 +26,32 @@ app = typer.Typer(
 
 NameArgument = Annotated[str, typer.Argument(metavar="NAME", help="The projection's registered name.")]
 
-# rebuild_projection() reports progress in a NOTICE per batch: DETAIL 'done=N total=M'.
-_PROGRESS = re.compile(r"done=(?P<done>\d+) total=(?P<total>\d+)")
 
-
-def _rows(conn: psycopg.Connection[Any], query: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return cur.fetchall()
-
-
-def _status(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
-    rows = _rows(conn, queries.PROJECTION_STATUS, {"name": name})
-    if not rows:
-        fail(f"ES003: projection {name} is not registered (hint: `pg-eventstore projections list` shows them)")
-    return rows[0]
+def _status(conn: psycopg.Connection[Any], name: str) -> ProjectionStatus:
+    """The projection's status; an unknown name is one `error:` line that says where the names are."""
+    try:
+        return Projections(conn).status_of(name)
+    except UnknownTypeError as error:
+        hint = "`pg-eventstore projections list` shows them"
+        fail(f"{error.sqlstate}: projection {name} is not registered (hint: {hint})")
 
 
 @app.command("list")
 def list_projections(dsn: DsnOption) -> None:
     """List the registered projections: mode, handler, reset function and event types."""
     with connect(dsn) as conn, reported_errors():
-        rows = _rows(conn, queries.LIST_PROJECTIONS)
-    if not rows:
+        registered = Projections(conn).registered()
+    if not registered:
         err_console.print("no projection is registered")
         return
     table = Table("name", "mode", "handler", "reset", "event types", title="projections")
-    for row in rows:
+    for projection in registered:
         table.add_row(
-            cell(row["name"]),
-            cell(row["mode"]),
-            cell(row["handler"]),
-            cell(row["reset"]),
-            cell(", ".join(row["event_types"]) if row["event_types"] else "all"),
+            cell(projection.name),
+            cell(projection.mode),
+            cell(projection.handler),
+            cell(projection.reset),
+            cell(", ".join(projection.event_types) if projection.event_types else "all"),
         )
     console.print(table)
 
@@ -83,11 +66,11 @@ def status(
     Inline projections are current at every commit: they have no position and no lag (shown empty).
     """
     with connect(dsn) as conn, reported_errors():
-        rows = [_status(conn, name)] if name is not None else _rows(conn, queries.PROJECTION_STATUS, {"name": None})
-    if not rows:
+        found = [_status(conn, name)] if name is not None else Projections(conn).status()
+    if not found:
         err_console.print("no projection is registered")
         return
-    console.print(projection_status_table(rows))
+    console.print(projection_status_table(found))
 
 
 @app.command("run")
@@ -115,9 +98,9 @@ def run(
     """
     with connect(dsn) as conn, reported_errors():
         before = _status(conn, name)
-        if before["mode"] != "async":
+        if before.mode != "async":
             fail(
-                f"ES002: projection {name} is {before['mode']}, not async "
+                f"ES002: projection {name} is {before.mode}, not async "
                 "(hint: inline projections run with every append; external ones in their client)"
             )
         worker = ProjectionWorker(dsn, [name], batch_size=batch, poll_interval=poll_interval)
@@ -132,12 +115,12 @@ def run(
     seconds = time.monotonic() - started
     console.print(
         f"projection {name}: applied {worker.applied:,} events in {seconds:.2f} s; "
-        f"state {after['state']}, lag {count(after['lag'])} events, position {after['position']}",
+        f"state {after.state}, lag {count(after.lag)} events, position {after.position}",
         markup=False,
         soft_wrap=True,
     )
-    if after["state"] == "failed":
-        fail(f"projection {name} failed at event {after['failed_event_id']}: {after['last_error']}")
+    if after.state == "failed":
+        fail(f"projection {name} failed at event {after.failed_event_id}: {after.last_error}")
 
 
 class _RateColumn(ProgressColumn):
@@ -151,10 +134,9 @@ class _RateColumn(ProgressColumn):
 def rebuild_with_progress(conn: psycopg.Connection[Any], name: str) -> tuple[int, float]:
     """Rebuild a projection with a progress bar on stderr (a terminal); returns the events replayed and the seconds.
 
-    The bar follows the NOTICE rebuild_projection() sends per batch (DETAIL 'done=N total=M').
+    The bar follows the progress Projections.rebuild reports (the total first, then every batch).
     conn must be in autocommit mode: the rebuild is one statement, so one transaction.
     """
-    total = _rows(conn, queries.PROJECTION_EVENTS, {"name": name})[0]["count"]
     progress = Progress(
         TextColumn(f"rebuild {name}"),
         BarColumn(bar_width=24),
@@ -167,22 +149,15 @@ def rebuild_with_progress(conn: psycopg.Connection[Any], name: str) -> tuple[int
         # Only on a terminal: in a pipe or a log the closing line says it all.
         disable=not err_console.is_terminal,
     )
-    task = progress.add_task("rebuild", total=max(total, 1))
+    task = progress.add_task("rebuild", total=None)
 
-    def on_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
-        match = _PROGRESS.search(diagnostic.message_detail or "")
-        if match is not None:
-            progress.update(task, completed=int(match["done"]), total=max(int(match["total"]), 1))
+    def on_progress(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=max(total, 1))
 
-    conn.add_notice_handler(on_notice)
     started = time.monotonic()
-    try:
-        with progress, wrap_errors():
-            row = conn.execute(queries.REBUILD_PROJECTION, {"name": name}).fetchone()
-            replayed = int(row[0]) if row else 0
-            progress.update(task, completed=replayed, total=max(replayed, 1))
-    finally:
-        conn.remove_notice_handler(on_notice)
+    with progress:
+        replayed = Projections(conn).rebuild(name, on_progress)
+        progress.update(task, completed=replayed, total=max(replayed, 1))
     return replayed, time.monotonic() - started
 
 
