@@ -43,7 +43,8 @@ REPORTED_SETTINGS = (
 CORE_DB = "bench_core"
 FEED_DB = "bench_feed"
 NO_NOTIFY_DB = "bench_diag_no_notify"
-GROUPS = ("core", "reads", "python", "feed", "projections", "diagnostics")
+EVERY_APPEND_DB = "bench_diag_every_append"
+GROUPS = ("core", "reads", "python", "feed", "projections", "diagnostics", "notify")
 
 
 @dataclass(frozen=True)

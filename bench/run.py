@@ -14,7 +14,8 @@ Environment:
     BENCH_RUNS         runs per workload, the median is reported (default 3)
     BENCH_QUICK=1      smoke run: 1 s, 1 run, small data; writes bench/results/quick.md
     BENCH_ONLY         comma-separated groups to run (default all): core, reads,
-                       python, feed, projections, diagnostics
+                       python, feed, projections, diagnostics, notify (the notify
+                       modes alone; diagnostics includes them)
     BENCH_DIAGNOSTICS  0 skips the diagnostic measurements (default 1)
 
 What each workload measures and how to read the table: bench/README.md.
@@ -71,6 +72,8 @@ def main() -> int:
                 projections.run(harness)
         if "diagnostics" in config.groups and config.diagnostics:
             diagnostics.run(harness)
+        elif "notify" in config.groups:
+            diagnostics.notify_modes(harness)
         elapsed = time.monotonic() - started
         target = report.write(harness, commit, started_at, elapsed, load)
     log(f"done in {elapsed / 60:.1f} min: {target.relative_to(ROOT)}")

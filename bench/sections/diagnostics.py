@@ -1,6 +1,7 @@
 """Diagnostics, not our configuration (group `diagnostics`): what append_events() pays for, one cost at a
-time in plain SQL or in a bench-only copy database without the NOTIFY trigger; wait events; and the time
-of every statement inside append_events() from pg_stat_statements."""
+time in plain SQL or in a bench-only copy database without the NOTIFY (notify_mode 'off'); the notify
+modes side by side (also alone: group `notify`); wait events; and the time of every statement inside
+append_events() from pg_stat_statements."""
 
 from __future__ import annotations
 
@@ -10,24 +11,25 @@ from functools import partial
 
 from psycopg import sql
 
-from bench.config import CORE_DB, NO_NOTIFY_DB
+from bench.config import CORE_DB, EVERY_APPEND_DB, NO_NOTIFY_DB
 from bench.harness import Harness
 from bench.measure import Result, format_number, log
-from bench.workloads import DIAGNOSTICS, STATEMENT_PROFILES, WAIT_PROFILES, Script
+from bench.workloads import DIAGNOSTICS, NOTIFY_MODES, STATEMENT_PROFILES, WAIT_PROFILES, Script, Variant
 
 
-def run(harness: Harness) -> None:
-    """Each group runs its variants in rotating order, BENCH_RUNS rounds of BENCH_SECONDS / 2.
+def create_mode_copies(harness: Harness) -> None:
+    """The copy databases: the core database at this point, switched to notify_mode 'off' and 'every_append'."""
+    for db, mode in ((NO_NOTIFY_DB, "off"), (EVERY_APPEND_DB, "every_append")):
+        harness.execute(
+            "postgres", sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(db), sql.Identifier(CORE_DB))
+        )
+        harness.execute(db, "SELECT eventstore.set_notify_mode(%s)", (mode,))
 
-    The copy database is the core database at this point with the NOTIFY trigger dropped.
-    """
+
+def compare_variants(harness: Harness, groups: tuple[tuple[str, tuple[Variant, ...]], ...]) -> None:
+    """Each group runs its variants in rotating order, BENCH_RUNS rounds of BENCH_SECONDS / 2."""
     seconds = max(1, harness.config.seconds // 2)
-    harness.execute(
-        "postgres",
-        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(NO_NOTIFY_DB), sql.Identifier(CORE_DB)),
-    )
-    harness.execute(NO_NOTIFY_DB, "DROP TRIGGER domain_events_notify ON eventstore.domain_events")
-    for shape, variants in DIAGNOSTICS:
+    for shape, variants in groups:
         log(f"diagnostic: {shape}")
         figures = harness.compare_many(
             f"diag {shape}",
@@ -38,6 +40,18 @@ def run(harness: Harness) -> None:
             result = Result(f"{name}, {shape}", "events/s", runs, figures[reference], reference)
             harness.diagnostics.append(result)
             log(f"= {result.workload}: {format_number(result.figure, 'events/s')} ratio {result.ratio:.2f}")
+
+
+def notify_modes(harness: Harness) -> None:
+    """Group `notify` alone: the notify modes against the bare ceilings, nothing else."""
+    create_mode_copies(harness)
+    compare_variants(harness, NOTIFY_MODES)
+
+
+def run(harness: Harness) -> None:
+    """Every diagnostic; the copy databases are made from the core database as it is at this point."""
+    create_mode_copies(harness)
+    compare_variants(harness, DIAGNOSTICS + NOTIFY_MODES)
     for variant in WAIT_PROFILES:
         wait_profile(harness, variant.name, variant.db, variant.script)
     for label, ours, ceiling in STATEMENT_PROFILES:
