@@ -204,3 +204,37 @@ def test_an_append_that_skipped_its_notify_is_seen_within_the_poll_interval(
     )
     # The documented bound: the idle poll interval, plus a read (a generous margin on a shared machine).
     assert {name: value <= POLL_INTERVAL + 0.25 for name, value in worst.items()} == dict.fromkeys(worst, True)
+
+
+def test_a_wake_up_is_followed_by_a_re_read_that_finds_a_later_append_without_notification(dsn: str) -> None:
+    """B commits with the slot held (no notification) just after the follower read what A's woke it for:
+    only the re-read after activity finds B in time, since the poll is 30 s away."""
+    seen: dict[uuid.UUID, float] = {}
+    changed = threading.Condition()
+    stop = threading.Event()
+
+    def subscriber() -> None:
+        with psycopg.connect(dsn) as conn:
+            for event in EventStore(conn).subscribe(poll_interval=30, recheck_delay=0.3, stop=stop):
+                with changed:
+                    seen[event.aggregate_id] = time.monotonic()
+                    changed.notify_all()
+
+    thread = threading.Thread(target=subscriber)
+    thread.start()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(dsn, autocommit=True) as holder:
+            time.sleep(0.5)  # past the catch-up and its re-read: idle, waiting for a notification
+            a, b = uuid.uuid4(), uuid.uuid4()
+            append_one(conn, a)
+            with changed:
+                assert changed.wait_for(lambda: a in seen, 5), "the notification did not wake the follower"
+            holder.execute(HOLD_SLOT)
+            append_one(conn, b)
+            committed = time.monotonic()
+            with changed:
+                assert changed.wait_for(lambda: b in seen, 5), "the append without notification was not re-read"
+            assert seen[b] - committed <= 0.3 + 0.5
+    finally:
+        stop.set()
+        thread.join(10)
