@@ -202,8 +202,9 @@ def test_an_append_that_skipped_its_notify_is_seen_within_the_poll_interval(
         "append with the notify slot held elsewhere, worst of 4: "
         + ", ".join(f"{name} {1000 * value:.0f} ms" for name, value in worst.items())
     )
-    # The documented bound: the idle poll interval, plus a read (a generous margin on a shared machine).
-    assert {name: value <= POLL_INTERVAL + 0.25 for name, value in worst.items()} == dict.fromkeys(worst, True)
+    # The documented bound: the idle poll interval, plus a read and, for the command line, printing it
+    # (half a second of margin for a loaded shared machine; 0.3.0's 5 s poll would fail this).
+    assert {name: value <= POLL_INTERVAL + 0.5 for name, value in worst.items()} == dict.fromkeys(worst, True)
 
 
 def test_a_wake_up_is_followed_by_a_re_read_that_finds_a_later_append_without_notification(dsn: str) -> None:
