@@ -47,7 +47,8 @@ NO_NOTIFY_DB = "bench_diag_no_notify"
 # The peers' databases (group `peers`): Message DB's, made by its own install.sh, and eventsourcing's.
 MESSAGE_DB_DB = "bench_message_db"
 EVENTSOURCING_DB = "bench_eventsourcing"
-GROUPS = ("core", "reads", "python", "peers", "feed", "projections", "diagnostics")
+EVERY_APPEND_DB = "bench_diag_every_append"
+GROUPS = ("core", "reads", "python", "peers", "feed", "projections", "diagnostics", "notify")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ Environment:
     BENCH_RUNS         runs per workload, the median is reported (default 3)
     BENCH_QUICK=1      smoke run: 1 s, 1 run, small data; writes bench/results/quick.md
     BENCH_ONLY         comma-separated groups to run (default all): core, reads,
-                       python, peers, feed, projections, diagnostics
+                       python, peers, feed, projections, diagnostics, notify (the
+                       notify modes alone; diagnostics includes them)
     BENCH_MESSAGE_DB   the folder of the npm package @eventide/message-db, for the
                        peers group (make bench installs it and sets this)
     BENCH_DIAGNOSTICS  0 skips the diagnostic measurements (default 1)
@@ -76,6 +77,8 @@ def main() -> int:
                 projections.run(harness)
         if "diagnostics" in config.groups and config.diagnostics:
             diagnostics.run(harness)
+        elif "notify" in config.groups:
+            diagnostics.notify_modes(harness)
         elapsed = time.monotonic() - started
         target = report.write(harness, commit, started_at, elapsed, load)
     log(f"done in {elapsed / 60:.1f} min: {target.relative_to(ROOT)}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import CORE_DB, FEED_DB, MESSAGE_DB_DB, NO_NOTIFY_DB
+from bench.config import CORE_DB, EVERY_APPEND_DB, FEED_DB, MESSAGE_DB_DB, NO_NOTIFY_DB
 from bench.measure import Goal, Result
 
 SCRIPTS = Path(__file__).resolve().parent / "pgbench"
@@ -362,11 +362,30 @@ DIAGNOSTICS: tuple[tuple[str, tuple[Variant, ...]], ...] = (
         ),
     ),
 )
+# The notify modes (eventstore.set_notify_mode) at 8 clients, each shape against its bare ceiling: the
+# default in the core database, the others in copy databases switched to them.
+NOTIFY_MODES: tuple[tuple[str, tuple[Variant, ...]], ...] = tuple(
+    (
+        f"notify modes, {shape}, 8 clients",
+        (
+            Variant(f"plain INSERT (the {name} ceiling)", ceiling),
+            Variant(f"append_events, notify_mode uncontended (the default, {name})", ours),
+            Variant("append_events, notify_mode every_append (0.3.0's NOTIFY)", ours, EVERY_APPEND_DB),
+            Variant("append_events, notify_mode off (consumers poll)", ours, NO_NOTIFY_DB),
+        ),
+    )
+    for shape, name, ours, ceiling in (
+        ("new aggregate", "W1", APPEND_ONE, INSERT_ONE),
+        ("own aggregates", "W2", APPEND_NEXT, INSERT_NEXT),
+        ("10 events per call", "W3", APPEND_TEN, INSERT_TEN),
+    )
+)
 WAIT_PROFILES = (
     Variant("append_events, W1 at 8 clients", APPEND_ONE),
     Variant("plain INSERT + pg_notify(), W1 at 8 clients", INSERT_NOTIFY),
     Variant("plain INSERT (ceiling), W1 at 8 clients", INSERT_ONE),
     Variant("append_events without the NOTIFY trigger (copy), W1 at 8 clients", APPEND_ONE, NO_NOTIFY_DB),
+    Variant("append_events, notify_mode every_append (copy), W1 at 8 clients", APPEND_ONE, EVERY_APPEND_DB),
 )
 # At 1 client: ours, then the ceiling.
 STATEMENT_PROFILES = (

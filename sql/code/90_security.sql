@@ -33,6 +33,7 @@ TO eventstore_writer;
 GRANT EXECUTE ON FUNCTION eventstore.fail_projection(text, eventstore.feed_position, text) TO eventstore_writer;
 
 GRANT EXECUTE ON FUNCTION eventstore.after_restore() TO eventstore_admin;
+GRANT EXECUTE ON FUNCTION eventstore.set_notify_mode(text) TO eventstore_admin;
 GRANT EXECUTE ON FUNCTION eventstore.register_aggregate_type(text, regprocedure, jsonb, integer) TO eventstore_admin;
 GRANT EXECUTE ON FUNCTION eventstore.take_snapshot(text, uuid) TO eventstore_admin;
 GRANT EXECUTE ON FUNCTION eventstore.prune_snapshots(text, integer) TO eventstore_admin;

@@ -9,10 +9,13 @@ CREATE TABLE eventstore.schema_migrations (
 
 -- One-row settings. feed_key_offset is added to transaction ids to make feed
 -- keys; after_restore() raises it when a dump lands in a cluster whose
--- transaction-id counter is behind the restored keys.
+-- transaction-id counter is behind the restored keys. notify_mode says which
+-- committing append transactions send the wake-up NOTIFY (06_notify.sql).
 CREATE TABLE eventstore.settings (
     singleton boolean PRIMARY KEY DEFAULT TRUE CHECK (singleton),
-    feed_key_offset bigint NOT NULL DEFAULT 0 CHECK (feed_key_offset >= 0)
+    feed_key_offset bigint NOT NULL DEFAULT 0 CHECK (feed_key_offset >= 0),
+    notify_mode text NOT NULL DEFAULT 'uncontended'
+    CHECK (notify_mode IN ('uncontended', 'every_append', 'off'))
 );
 
 INSERT INTO eventstore.settings DEFAULT VALUES;

@@ -179,11 +179,16 @@ public final class EventStore {
         }
     }
 
+    /** The re-read after activity and the idle poll, as the contract in docs/other-languages.md asks. */
+    public static final Duration RECHECK_DELAY = Duration.ofMillis(50);
+    public static final Duration POLL_INTERVAL = Duration.ofSeconds(1);
+
     /**
      * Hands every event of the feed after `after` to `handler`, then new ones as they become
      * readable, until `stopped` says so. Uses this store's connection, which must be one of
      * its own in autocommit mode (it LISTENs). Store each handled event's feedPosition and
-     * pass it as `after` to resume.
+     * pass it as `after` to resume. After activity (a notification, or a read that found
+     * events) it reads again after RECHECK_DELAY; when idle it reads at least every pollInterval.
      */
     public void follow(FeedPosition after, int pageSize, Duration pollInterval, Consumer<RecordedEvent> handler,
             BooleanSupplier stopped) throws SQLException {
@@ -194,6 +199,8 @@ public final class EventStore {
             statement.execute("LISTEN " + CHANNEL);
         }
         FeedPosition position = after;
+        // The catch-up read counts as activity: read once more shortly after it.
+        boolean active = true;
         try {
             while (!stopped.getAsBoolean()) {
                 List<RecordedEvent> page = readAll(position, pageSize);
@@ -203,8 +210,10 @@ public final class EventStore {
                 }
                 if (page.size() < pageSize) {
                     // A notification is only a hint: its events may still be behind the fence,
-                    // and a transaction that releases the fence sends none. So also poll.
-                    waitForNotification(notifications, pollInterval, stopped);
+                    // and an append that commits while another one notifies sends none. So read
+                    // again shortly after activity, and poll when idle.
+                    Duration wait = active || !page.isEmpty() ? RECHECK_DELAY : pollInterval;
+                    active = waitForNotification(notifications, wait, stopped);
                 }
             }
         } finally {
@@ -214,22 +223,23 @@ public final class EventStore {
         }
     }
 
-    // Until a notification arrives (also one queued during the last read), the poll
-    // interval passes, or `stopped` says so (checked every 100 ms).
-    private static void waitForNotification(PGConnection notifications, Duration pollInterval,
+    // True when a notification arrives (also one queued during the last read); false when
+    // the wait passes or `stopped` says so (checked every 100 ms).
+    private static boolean waitForNotification(PGConnection notifications, Duration wait,
             BooleanSupplier stopped) throws SQLException {
-        long deadline = System.nanoTime() + pollInterval.toNanos();
+        long deadline = System.nanoTime() + wait.toNanos();
         while (!stopped.getAsBoolean()) {
             long remainingMillis = (deadline - System.nanoTime()) / 1_000_000;
             if (remainingMillis <= 0) {
-                return;
+                return false;
             }
             // getNotifications(0) would block without end: wait at least 1 ms.
             var received = notifications.getNotifications((int) Math.max(1, Math.min(remainingMillis, 100)));
             if (received != null && received.length > 0) {
-                return;
+                return true;
             }
         }
+        return false;
     }
 
     private Array array(String type, Object[] elements) throws SQLException {

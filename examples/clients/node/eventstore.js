@@ -143,7 +143,13 @@ export function comparePositions(a, b) {
 // Every event of the feed after `after`, then new ones as they become readable,
 // until `signal` aborts. `client` is a connection of its own (it LISTENs). Store
 // each event's feedPosition once it is processed, and pass it as `after` to resume.
-export async function* followFeed(client, { after = null, pageSize = 500, pollIntervalMs = 5000, signal } = {}) {
+// After activity (a notification, or a read that found events) it reads again
+// after recheckDelayMs; when idle it reads at least every pollIntervalMs. Both
+// as the contract in docs/other-languages.md asks.
+export async function* followFeed(
+  client,
+  { after = null, pageSize = 500, pollIntervalMs = 1000, recheckDelayMs = 50, signal } = {},
+) {
   let notified = false;
   let wake = () => {};
   const onNotification = (message) => {
@@ -151,11 +157,28 @@ export async function* followFeed(client, { after = null, pageSize = 500, pollIn
     notified = true;
     wake();
   };
+  // Resolves true when a notification arrives, false after `ms` or on abort.
+  const wakeUp = (ms) =>
+    new Promise((resolve) => {
+      const done = (woken) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', aborted);
+        wake = () => {};
+        resolve(woken);
+      };
+      const aborted = () => done(false);
+      const timer = setTimeout(() => done(false), ms);
+      signal?.addEventListener('abort', aborted);
+      wake = () => done(true);
+      if (signal?.aborted) done(false);
+    });
   client.on('notification', onNotification);
   // LISTEN before the catch-up read: an append that commits during the read then
   // leaves a notification behind instead of going unnoticed until the next poll.
   await client.query(`LISTEN ${CHANNEL}`);
   let position = after;
+  // The catch-up read counts as activity: read once more shortly after it.
+  let active = true;
   try {
     while (!signal?.aborted) {
       notified = false;
@@ -165,21 +188,15 @@ export async function* followFeed(client, { after = null, pageSize = 500, pollIn
         position = event.feedPosition;
         if (signal?.aborted) return;
       }
-      if (page.length === pageSize || notified) continue;
+      if (page.length === pageSize) continue;
+      if (notified) {
+        active = true;
+        continue;
+      }
       // A notification is only a hint: its events may still be behind the fence,
-      // and a transaction that releases the fence sends none. So also poll.
-      await new Promise((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', done);
-          wake = () => {};
-          resolve();
-        };
-        const timer = setTimeout(done, pollIntervalMs);
-        signal?.addEventListener('abort', done);
-        wake = done;
-        if (signal?.aborted) done();
-      });
+      // and an append that commits while another one notifies sends none. So read
+      // again shortly after activity, and poll when idle.
+      active = await wakeUp(active || page.length > 0 ? recheckDelayMs : pollIntervalMs);
     }
   } finally {
     client.off('notification', onNotification);

@@ -3,10 +3,21 @@ workers and the command line's --follow modes.
 
 A follower owns a connection in autocommit (notifications arrive between
 transactions only), LISTENs on the append channel, and calls its step until
-the step says it is caught up; then it waits for a notification, polling
-every poll_interval seconds as a fallback, since a notification is a hint and
-may be missed. A lost connection is opened again after reconnect_delay; the
-step resumes from wherever its caller keeps its position.
+the step says it is caught up. Then:
+
+- after activity (a wake-up, or a step that found something) it reads again
+  once recheck_delay has passed, or sooner if a notification comes. By default
+  only one committing append transaction notifies at a time (notify_mode
+  'uncontended'): one that commits beside the notifying one sends nothing and
+  can become readable just after the woken follower read; and a woken
+  follower may find the new events still behind the feed fence. The re-read
+  catches both while the store is busy or going quiet.
+- when idle (the last re-read found nothing) it waits for a notification for
+  at most poll_interval seconds, then reads anyway: the bound for an event
+  whose notification was skipped or missed (docs/other-languages.md).
+
+A lost connection is opened again after reconnect_delay; the step resumes
+from wherever its caller keeps its position.
 """
 
 from __future__ import annotations
@@ -27,6 +38,11 @@ log = logging.getLogger(__name__)
 
 # How often a follower waiting for a wake-up looks at its stop event, in seconds.
 STOP_CHECK = 0.25
+
+# The defaults of every follower (subscribe, the projection workers, the CLI's --follow), in seconds:
+# the re-read after activity, and the longest wait without a notification when idle.
+RECHECK_DELAY = 0.05
+POLL_INTERVAL = 1.0
 
 T = TypeVar("T")
 
@@ -60,9 +76,9 @@ async def listening_connection(source: AsyncSource) -> AsyncIterator[psycopg.Asy
         yield conn
 
 
-async def wait_for_wake_up(conn: psycopg.AsyncConnection[Any], poll_interval: float, stop: AEvent) -> bool:
-    """Wait until a notification arrives (True), or poll_interval passes or stop is set (False)."""
-    deadline = time.monotonic() + poll_interval
+async def wait_for_wake_up(conn: psycopg.AsyncConnection[Any], timeout: float, stop: AEvent) -> bool:
+    """Wait until a notification arrives (True), or timeout seconds pass or stop is set (False)."""
+    deadline = time.monotonic() + timeout
     while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
         async for _ in conn.notifies(timeout=min(remaining, STOP_CHECK), stop_after=1):
             return True
@@ -73,26 +89,37 @@ async def follow(
     source: AsyncSource,
     step: Callable[[psycopg.AsyncConnection[Any]], Awaitable[tuple[Sequence[T], bool]]],
     *,
-    poll_interval: float,
+    poll_interval: float = POLL_INTERVAL,
+    recheck_delay: float = RECHECK_DELAY,
     reconnect_delay: float,
     stop: AEvent,
 ) -> AsyncIterator[T]:
     """Yield what step(conn) returns, forever or until stop is set.
 
-    step returns (items, caught_up); after a caught-up step the follower waits
-    for a wake-up before the next one.
+    step returns (items, caught_up): items found are activity. After a caught-up
+    step the follower waits recheck_delay after activity (a notification cuts
+    it short), else for a notification or at most poll_interval.
     """
+    if poll_interval <= 0 or recheck_delay < 0:
+        raise ValueError("poll_interval must be > 0 and recheck_delay >= 0")
     while not stop.is_set():
         try:
             async with listening_connection(source) as conn:
+                # The first read is a catch-up: re-read once after it, as after a wake-up.
+                active = True
                 while not stop.is_set():
                     items, caught_up = await step(conn)
                     for item in items:
+                        active = True
                         yield item
                         if stop.is_set():
                             return
-                    if caught_up:
-                        await wait_for_wake_up(conn, poll_interval, stop)
+                    if not caught_up:
+                        continue
+                    if active:
+                        active = await wait_for_wake_up(conn, recheck_delay, stop)
+                    else:
+                        active = await wait_for_wake_up(conn, poll_interval, stop)
         except psycopg.OperationalError as error:
             if stop.is_set():
                 return
@@ -100,4 +127,12 @@ async def follow(
             await asleep(reconnect_delay)
 
 
-__all__ = ["STOP_CHECK", "AsyncSource", "follow", "listening_connection", "wait_for_wake_up"]
+__all__ = [
+    "POLL_INTERVAL",
+    "RECHECK_DELAY",
+    "STOP_CHECK",
+    "AsyncSource",
+    "follow",
+    "listening_connection",
+    "wait_for_wake_up",
+]

@@ -36,7 +36,7 @@ from psycopg.rows import dict_row
 
 from pg_eventstore import queries
 from pg_eventstore._acompat import AEvent
-from pg_eventstore.async_follow import AsyncSource, follow
+from pg_eventstore.async_follow import POLL_INTERVAL, RECHECK_DELAY, AsyncSource, follow
 from pg_eventstore.async_store import AsyncClientBase
 from pg_eventstore.errors import UnknownTypeError, wrap_errors
 from pg_eventstore.models import ProjectionInfo, ProjectionStatus, RecordedEvent
@@ -275,7 +275,8 @@ class AsyncProjectionWorker:
         python_projections: Sequence[AsyncPythonProjection] = (),
         *,
         batch_size: int = 1000,
-        poll_interval: float = 5.0,
+        poll_interval: float = POLL_INTERVAL,
+        recheck_delay: float = RECHECK_DELAY,
         reconnect_delay: float = 1.0,
     ) -> None:
         if not projections and not python_projections:
@@ -285,6 +286,7 @@ class AsyncProjectionWorker:
         self.python_projections = list(python_projections)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.recheck_delay = recheck_delay
         self.reconnect_delay = reconnect_delay
         self.stop_event = AEvent()
         self.applied = 0
@@ -317,14 +319,16 @@ class AsyncProjectionWorker:
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             self._install_signal_handlers()
 
-        async def step(conn: psycopg.AsyncConnection[Any]) -> tuple[list[None], bool]:
-            await self.run_once(conn)
-            return [], True
+        # The step yields how many events it applied when it applied any: activity for the follower.
+        async def step(conn: psycopg.AsyncConnection[Any]) -> tuple[list[int], bool]:
+            applied = await self.run_once(conn)
+            return ([applied] if applied else []), True
 
         async for _ in follow(
             self.conninfo,
             step,
             poll_interval=self.poll_interval,
+            recheck_delay=self.recheck_delay,
             reconnect_delay=self.reconnect_delay,
             stop=self.stop_event,
         ):

@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from pg_eventstore import models, queries
 from pg_eventstore._acompat import AEvent
-from pg_eventstore.async_follow import STOP_CHECK, follow
+from pg_eventstore.async_follow import POLL_INTERVAL, RECHECK_DELAY, STOP_CHECK, follow
 from pg_eventstore.errors import EventStoreError, from_psycopg, wrap_errors
 from pg_eventstore.models import (
     ANY_VERSION,
@@ -271,14 +271,16 @@ class AsyncEventStore(AsyncClientBase):
         batch_size: int = 1000,
         event_types: Sequence[str] | None = None,
         aggregate_types: Sequence[str] | None = None,
-        poll_interval: float = 5.0,
+        poll_interval: float = POLL_INTERVAL,
+        recheck_delay: float = RECHECK_DELAY,
         reconnect_delay: float = 1.0,
         stop: AEvent | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         """Every event of the feed after `after`, then new ones as they commit, forever (or until `stop` is set).
 
-        LISTENs for the append wake-up and re-reads the feed, polling every
-        poll_interval seconds as a fallback. On a lost connection it
+        LISTENs for the append wake-up and re-reads the feed; after a wake-up or
+        new events it reads again after recheck_delay seconds, and when idle it
+        reads at least every poll_interval seconds. On a lost connection it
         reconnects and resumes after the last event it yielded. Store
         event.feed_position to resume later.
         """
@@ -300,6 +302,7 @@ class AsyncEventStore(AsyncClientBase):
             self._source,
             next_page,
             poll_interval=poll_interval,
+            recheck_delay=recheck_delay,
             reconnect_delay=reconnect_delay,
             stop=stop if stop is not None else AEvent(),
         ):

@@ -38,7 +38,7 @@ from psycopg.rows import dict_row
 from pg_eventstore import queries
 from pg_eventstore._acompat import Event
 from pg_eventstore.errors import UnknownTypeError, wrap_errors
-from pg_eventstore.follow import Source, follow
+from pg_eventstore.follow import POLL_INTERVAL, RECHECK_DELAY, Source, follow
 from pg_eventstore.models import ProjectionInfo, ProjectionStatus, RecordedEvent
 from pg_eventstore.params import read_all_params
 from pg_eventstore.store import ClientBase
@@ -271,7 +271,8 @@ class ProjectionWorker:
         python_projections: Sequence[PythonProjection] = (),
         *,
         batch_size: int = 1000,
-        poll_interval: float = 5.0,
+        poll_interval: float = POLL_INTERVAL,
+        recheck_delay: float = RECHECK_DELAY,
         reconnect_delay: float = 1.0,
     ) -> None:
         if not projections and not python_projections:
@@ -281,6 +282,7 @@ class ProjectionWorker:
         self.python_projections = list(python_projections)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.recheck_delay = recheck_delay
         self.reconnect_delay = reconnect_delay
         self.stop_event = Event()
         self.applied = 0
@@ -313,14 +315,16 @@ class ProjectionWorker:
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             self._install_signal_handlers()
 
-        def step(conn: psycopg.Connection[Any]) -> tuple[list[None], bool]:
-            self.run_once(conn)
-            return [], True
+        # The step yields how many events it applied when it applied any: activity for the follower.
+        def step(conn: psycopg.Connection[Any]) -> tuple[list[int], bool]:
+            applied = self.run_once(conn)
+            return ([applied] if applied else []), True
 
         for _ in follow(
             self.conninfo,
             step,
             poll_interval=self.poll_interval,
+            recheck_delay=self.recheck_delay,
             reconnect_delay=self.reconnect_delay,
             stop=self.stop_event,
         ):

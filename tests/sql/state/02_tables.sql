@@ -2,7 +2,7 @@
 -- feed_position type, the public functions with their security settings,
 -- and the triggers.
 BEGIN;
-SELECT plan(88);
+SELECT plan(89);
 
 SELECT has_schema('eventstore', 'schema eventstore exists');
 
@@ -83,6 +83,7 @@ SELECT col_type_is('eventstore', 'streams', 'last_feed_key', 'bigint', 'streams.
 -- Settings: exactly one row, holding the feed key offset.
 SELECT has_table('eventstore', 'settings', 'table settings exists');
 SELECT col_type_is('eventstore', 'settings', 'feed_key_offset', 'bigint', 'settings.feed_key_offset is bigint');
+SELECT col_type_is('eventstore', 'settings', 'notify_mode', 'text', 'settings.notify_mode is text');
 SELECT results_eq(
     'SELECT feed_key_offset FROM eventstore.settings',
     ARRAY[0::bigint],
@@ -430,8 +431,8 @@ SELECT trigger_is(
     'TRUNCATE on domain_events fires _refuse_event_change()'
 );
 SELECT trigger_is(
-    'eventstore', 'domain_events', 'domain_events_notify', 'eventstore', '_notify_append',
-    'INSERT on domain_events fires _notify_append()'
+    'eventstore', 'streams', 'streams_notify', 'eventstore', '_notify_commit',
+    'writes to streams fire _notify_commit() (at commit: tests/sql/code/06_notify.sql)'
 );
 
 SELECT * FROM finish();

@@ -15,6 +15,7 @@ from rich.text import Text
 from pg_eventstore.cli._common import DsnOption, cell, connect, console, err_console, fail, reported_errors
 from pg_eventstore.cli.admin import count, projection_status_table
 from pg_eventstore.errors import UnknownTypeError
+from pg_eventstore.follow import POLL_INTERVAL
 from pg_eventstore.models import ProjectionStatus
 from pg_eventstore.projections import Projections, ProjectionWorker
 
@@ -89,7 +90,7 @@ def run(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Events per batch (one transaction each).")] = 1000,
     poll_interval: Annotated[
         float, typer.Option("--poll-interval", min=0.1, help="With --follow: seconds between polls without wake-ups.")
-    ] = 5.0,
+    ] = POLL_INTERVAL,
 ) -> None:
     """Run an async projection: apply batches from its checkpoint until it is caught up (or, with --follow, forever).
 
