@@ -8,8 +8,9 @@
 -- message is formatted only when it fails.
 
 -- ES002 with a message and, when there is one, a hint (RAISE refuses a NULL
--- hint). STABLE, not IMMUTABLE: the planner must never run it while folding
--- constants, as it would in a guard's branch that is not taken.
+-- hint). STABLE, not IMMUTABLE: the planner never runs a STABLE function
+-- while folding constants, so a guard inlined into a branch that is not taken
+-- cannot raise, whatever its arguments.
 CREATE OR REPLACE FUNCTION eventstore._raise_invalid(p_message text, p_hint text)
 RETURNS void
 LANGUAGE plpgsql
