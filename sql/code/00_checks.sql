@@ -2,12 +2,19 @@
 -- argument (p_argument) that is wrong, and returns nothing when it is right.
 -- Internal; no SET search_path: every caller pins it (see
 -- _next_transaction_id() in 02_feed_keys.sql for why that matters).
+-- Each guard is a condition and a message for _raise_invalid(), the one place
+-- that raises: a SQL function without SET, which the planner inlines into its
+-- caller's statement, so a guard that passes costs no function call, and its
+-- message is formatted only when it fails.
 
--- ES002 with a message and, when there is one, a hint (RAISE refuses a NULL hint).
+-- ES002 with a message and, when there is one, a hint (RAISE refuses a NULL
+-- hint). STABLE, not IMMUTABLE: the planner never runs a STABLE function
+-- while folding constants, so a guard inlined into a branch that is not taken
+-- cannot raise, whatever its arguments.
 CREATE OR REPLACE FUNCTION eventstore._raise_invalid(p_message text, p_hint text)
 RETURNS void
 LANGUAGE plpgsql
-IMMUTABLE
+STABLE
 AS $$
 BEGIN
     IF p_hint IS NULL THEN
@@ -23,14 +30,12 @@ COMMENT ON FUNCTION eventstore._raise_invalid(text, text) IS
 -- A name or type: a non-empty string.
 CREATE OR REPLACE FUNCTION eventstore._check_not_empty(p_value text, p_argument text)
 RETURNS void
-LANGUAGE plpgsql
-IMMUTABLE
+LANGUAGE sql
+STABLE
 AS $$
-BEGIN
-    IF p_value IS NULL OR btrim(p_value) = '' THEN
-        RAISE EXCEPTION '% must be a non-empty string', p_argument USING ERRCODE = 'ES002';
-    END IF;
-END;
+    SELECT CASE WHEN p_value IS NULL OR btrim(p_value) = '' THEN
+        eventstore._raise_invalid(format('%s must be a non-empty string', p_argument), NULL)
+    END;
 $$;
 
 COMMENT ON FUNCTION eventstore._check_not_empty(text, text) IS
@@ -39,15 +44,12 @@ COMMENT ON FUNCTION eventstore._check_not_empty(text, text) IS
 -- A name to register: non-empty and at most 255 characters, as the registry tables allow.
 CREATE OR REPLACE FUNCTION eventstore._check_name(p_value text, p_argument text)
 RETURNS void
-LANGUAGE plpgsql
-IMMUTABLE
+LANGUAGE sql
+STABLE
 AS $$
-BEGIN
-    IF p_value IS NULL OR btrim(p_value) = '' OR length(p_value) > 255 THEN
-        RAISE EXCEPTION '% must be a non-empty string of at most 255 characters', p_argument
-            USING ERRCODE = 'ES002';
-    END IF;
-END;
+    SELECT CASE WHEN p_value IS NULL OR btrim(p_value) = '' OR length(p_value) > 255 THEN
+        eventstore._raise_invalid(format('%s must be a non-empty string of at most 255 characters', p_argument), NULL)
+    END;
 $$;
 
 COMMENT ON FUNCTION eventstore._check_name(text, text) IS
@@ -57,14 +59,12 @@ COMMENT ON FUNCTION eventstore._check_name(text, text) IS
 -- silently return nothing).
 CREATE OR REPLACE FUNCTION eventstore._check_not_null(p_value anyelement, p_argument text, p_hint text DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql
-IMMUTABLE
+LANGUAGE sql
+STABLE
 AS $$
-BEGIN
-    IF p_value IS NULL THEN
-        PERFORM eventstore._raise_invalid(format('%s must not be NULL', p_argument), p_hint);
-    END IF;
-END;
+    SELECT CASE WHEN p_value IS NULL THEN
+        eventstore._raise_invalid(format('%s must not be NULL', p_argument), p_hint)
+    END;
 $$;
 
 COMMENT ON FUNCTION eventstore._check_not_null(anyelement, text, text) IS
@@ -73,15 +73,14 @@ COMMENT ON FUNCTION eventstore._check_not_null(anyelement, text, text) IS
 -- A count that must be at least 1 (page and batch sizes).
 CREATE OR REPLACE FUNCTION eventstore._check_positive(p_value integer, p_argument text)
 RETURNS void
-LANGUAGE plpgsql
-IMMUTABLE
+LANGUAGE sql
+STABLE
 AS $$
-BEGIN
-    IF p_value IS NULL OR p_value < 1 THEN
-        RAISE EXCEPTION '% must be a positive integer; got %', p_argument, coalesce(p_value::text, 'NULL')
-            USING ERRCODE = 'ES002';
-    END IF;
-END;
+    SELECT CASE WHEN p_value IS NULL OR p_value < 1 THEN
+        eventstore._raise_invalid(
+            format('%s must be a positive integer; got %s', p_argument, coalesce(p_value::text, 'NULL')), NULL
+        )
+    END;
 $$;
 
 COMMENT ON FUNCTION eventstore._check_positive(integer, text) IS
@@ -90,16 +89,12 @@ COMMENT ON FUNCTION eventstore._check_positive(integer, text) IS
 -- A version or a count that may be 0.
 CREATE OR REPLACE FUNCTION eventstore._check_not_negative(p_value integer, p_argument text, p_hint text DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql
-IMMUTABLE
+LANGUAGE sql
+STABLE
 AS $$
-BEGIN
-    IF p_value IS NULL OR p_value < 0 THEN
-        PERFORM eventstore._raise_invalid(
-            format('%s must be >= 0; got %s', p_argument, coalesce(p_value::text, 'NULL')), p_hint
-        );
-    END IF;
-END;
+    SELECT CASE WHEN p_value IS NULL OR p_value < 0 THEN
+        eventstore._raise_invalid(format('%s must be >= 0; got %s', p_argument, coalesce(p_value::text, 'NULL')), p_hint)
+    END;
 $$;
 
 COMMENT ON FUNCTION eventstore._check_not_negative(integer, text, text) IS
@@ -109,15 +104,15 @@ COMMENT ON FUNCTION eventstore._check_not_negative(integer, text, text) IS
 -- only when every field is, so a half-NULL position would slip through.
 CREATE OR REPLACE FUNCTION eventstore._check_feed_position(p_position eventstore.feed_position, p_argument text)
 RETURNS void
-LANGUAGE plpgsql
-IMMUTABLE
+LANGUAGE sql
+STABLE
 AS $$
-BEGIN
-    IF (p_position).feed_key IS NULL OR (p_position).id IS NULL THEN
-        RAISE EXCEPTION '% must be a full feed position; got %', p_argument, coalesce(p_position::text, 'NULL')
-            USING ERRCODE = 'ES002', HINT = 'Pass the feed_position of the last event processed, e.g. ''(1234,56)''.';
-    END IF;
-END;
+    SELECT CASE WHEN (p_position).feed_key IS NULL OR (p_position).id IS NULL THEN
+        eventstore._raise_invalid(
+            format('%s must be a full feed position; got %s', p_argument, coalesce(p_position::text, 'NULL')),
+            'Pass the feed_position of the last event processed, e.g. ''(1234,56)''.'
+        )
+    END;
 $$;
 
 COMMENT ON FUNCTION eventstore._check_feed_position(eventstore.feed_position, text) IS

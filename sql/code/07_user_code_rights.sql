@@ -71,6 +71,29 @@ $$;
 COMMENT ON FUNCTION eventstore._owner_guard(regprocedure) IS
 'Internal: PL/pgSQL that refuses to run unless the current user is the owner of p_target, for generated wrappers.';
 
+-- Whether a function to register has the signature its role needs: a plain
+-- function (not a procedure, aggregate or set-returning one) returning
+-- p_result from exactly the arguments p_arguments. False for NULL.
+CREATE OR REPLACE FUNCTION eventstore._has_signature(p_function regprocedure, p_result regtype, p_arguments regtype[])
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT FROM pg_catalog.pg_proc AS p
+        WHERE p.oid = p_function
+          AND p.prokind = 'f'
+          AND NOT p.proretset
+          AND p.prorettype = p_result
+          -- proargtypes counts from 0: compared as an array counting from 1.
+          AND ARRAY(SELECT unnest(p.proargtypes)) = p_arguments::oid[]
+    );
+$$;
+
+COMMENT ON FUNCTION eventstore._has_signature(regprocedure, regtype, regtype[]) IS
+'Internal: whether a function to register is a plain function with the given result and argument types.';
+
 -- Registering user code hands it to the event store, which runs it with its
 -- owner's rights: so only a session that holds those rights may register it.
 -- session_user, not current_user (the event store owner inside SECURITY

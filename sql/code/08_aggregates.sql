@@ -69,22 +69,18 @@ BEGIN
     );
     PERFORM eventstore._check_not_negative(p_snapshot_every, 'p_snapshot_every', '0: no automatic snapshots.');
 
-    SELECT n.nspname, p.proname
-    INTO v_fold
-    FROM pg_catalog.pg_proc AS p
-    INNER JOIN pg_catalog.pg_namespace AS n ON p.pronamespace = n.oid
-    WHERE p.oid = p_fold
-      AND p.prokind = 'f'
-      AND NOT p.proretset
-      AND p.prorettype = 'jsonb'::regtype
-      AND p.proargtypes = ARRAY['jsonb'::regtype, 'eventstore.domain_events'::regtype]::oidvector;
-    IF NOT FOUND THEN
+    IF NOT eventstore._has_signature(p_fold, 'jsonb', ARRAY['jsonb', 'eventstore.domain_events']::regtype[]) THEN
         RAISE EXCEPTION 'fold % does not have the signature (state jsonb, event eventstore.domain_events) RETURNS jsonb',
                         coalesce(p_fold::text, 'NULL')
             USING ERRCODE = 'ES002',
                   HINT = 'A fold takes the state and one event and returns the new state; it must be pure.';
     END IF;
     PERFORM eventstore._check_may_register(p_fold, 'fold');
+    SELECT n.nspname, p.proname
+    INTO v_fold
+    FROM pg_catalog.pg_proc AS p
+    INNER JOIN pg_catalog.pg_namespace AS n ON p.pronamespace = n.oid
+    WHERE p.oid = p_fold;
 
     -- The body goes in as a literal (%L), never spliced into dollar quotes:
     -- the names of a fold and its schema may contain anything, $quotes$ too.
@@ -235,6 +231,34 @@ $$;
 COMMENT ON FUNCTION eventstore._typed_stream(text, uuid) IS
 'Internal: the stream row of an aggregate of the given type; NULL when it does not exist, ES002 when it has another type.';
 
+-- Purpose: the state of an aggregate of type p_type right after its event
+-- p_to_version (NULL: its latest). No row when the aggregate does not exist or
+-- has no such version (negative, or past its last event); ES002 when it is of
+-- another type. The one body of load_aggregate() and the temporal queries,
+-- whose own checks come first.
+CREATE OR REPLACE FUNCTION eventstore._aggregate_state(
+    p_type eventstore.aggregate_types,
+    p_aggregate_id uuid,
+    p_to_version integer
+)
+RETURNS TABLE (state jsonb, version integer)
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_current integer := (eventstore._typed_stream(p_type.aggregate_type, p_aggregate_id)).version;
+BEGIN
+    IF v_current IS NULL OR p_to_version NOT BETWEEN 0 AND v_current THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM eventstore._fold_state(p_type, p_aggregate_id, p_to_version);
+END;
+$$;
+
+COMMENT ON FUNCTION eventstore._aggregate_state(eventstore.aggregate_types, uuid, integer) IS
+'Internal: an aggregate''s state right after a version (NULL: latest); no row when the aggregate or the version does not exist.';
+
 -- The current state of one aggregate.
 CREATE OR REPLACE FUNCTION eventstore.load_aggregate(p_aggregate_type text, p_aggregate_id uuid)
 RETURNS TABLE (state jsonb, version integer)
@@ -243,13 +267,9 @@ STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_type eventstore.aggregate_types := eventstore._registered_type(p_aggregate_type);
 BEGIN
-    IF (eventstore._typed_stream(p_aggregate_type, p_aggregate_id)).aggregate_id IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM eventstore._fold_state(v_type, p_aggregate_id, NULL);
+    RETURN QUERY
+    SELECT * FROM eventstore._aggregate_state(eventstore._registered_type(p_aggregate_type), p_aggregate_id, NULL);
 END;
 $$;
 

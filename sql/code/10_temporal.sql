@@ -15,14 +15,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_type eventstore.aggregate_types := eventstore._registered_type(p_aggregate_type);
-    v_current integer;
 BEGIN
     PERFORM eventstore._check_not_negative(p_version, 'p_version', 'Versions start at 0.');
-    v_current := (eventstore._typed_stream(p_aggregate_type, p_aggregate_id)).version;
-    IF v_current IS NULL OR p_version > v_current THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM eventstore._fold_state(v_type, p_aggregate_id, p_version);
+    RETURN QUERY SELECT * FROM eventstore._aggregate_state(v_type, p_aggregate_id, p_version);
 END;
 $$;
 
@@ -46,19 +41,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_type eventstore.aggregate_types := eventstore._registered_type(p_aggregate_type);
-    v_version integer;
 BEGIN
     PERFORM eventstore._check_not_null(p_as_of, 'p_as_of');
-    IF (eventstore._typed_stream(p_aggregate_type, p_aggregate_id)).aggregate_id IS NULL THEN
-        RETURN;
-    END IF;
-    SELECT max(d.event_version) INTO v_version
-    FROM eventstore.domain_events AS d
-    WHERE d.aggregate_id = p_aggregate_id AND d.occurred_at <= p_as_of;
-    IF v_version IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM eventstore._fold_state(v_type, p_aggregate_id, v_version);
+    -- Its last version by then; -1 (no row) when it had none.
+    RETURN QUERY SELECT * FROM eventstore._aggregate_state(
+        v_type,
+        p_aggregate_id,
+        (
+            SELECT coalesce(max(d.event_version), -1)
+            FROM eventstore.domain_events AS d
+            WHERE d.aggregate_id = p_aggregate_id AND d.occurred_at <= p_as_of
+        )
+    );
 END;
 $$;
 

@@ -2,7 +2,8 @@
 -- handling (retry, skip), and rebuilds.
 
 -- Sets a projection's state from one of p_from to p_to; ES002 for inline
--- projections, which run with every append and cannot stop.
+-- projections, which run with every append and cannot stop. The one body of
+-- pause_projection(), resume_projection() and retry_projection().
 CREATE OR REPLACE FUNCTION eventstore._change_projection_state(p_name text, p_from text[], p_to text)
 RETURNS void
 LANGUAGE plpgsql
@@ -59,19 +60,15 @@ $$;
 COMMENT ON FUNCTION eventstore.resume_projection(text) IS
 'Resumes a paused projection. Errors: ES002 (inline projection), ES003.';
 
--- Retry a failed projection: the next run starts again at the failed event.
+-- Retry a failed projection: the next run starts again at the failed event
+-- (running again clears the failure: see _change_projection_state()).
 CREATE OR REPLACE FUNCTION eventstore.retry_projection(p_name text)
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-BEGIN
-    PERFORM eventstore._change_projection_state(p_name, ARRAY['failed'], 'running');
-    UPDATE eventstore.projections AS p
-    SET last_error = NULL, failed_event_id = NULL, failed_feed_key = NULL
-    WHERE p.name = p_name AND p.state = 'running';
-END;
+    SELECT eventstore._change_projection_state(p_name, ARRAY['failed'], 'running');
 $$;
 
 COMMENT ON FUNCTION eventstore.retry_projection(text) IS

@@ -20,6 +20,7 @@ FORMAT_STRING = re.compile(r"^format\(\s*(?P<literal>E?'(?:[^']|'')*'|\$(?P<tag>
 REVIEWED_PERCENT_S = {
     ("code/07_user_code_rights.sql", "p_generated"): "regprocedure: its text form is a quoted, qualified signature",
     ("code/07_user_code_rights.sql", "v_owner"): "regrole: its text form is a quoted role name",
+    ("code/11_projection_registry.sql", "v_wrapper"): "regprocedure: its text form is a quoted, qualified signature",
 }
 
 
