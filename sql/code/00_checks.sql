@@ -1,7 +1,7 @@
 -- Guards shared by the public functions: each raises ES002 naming the
 -- argument (p_argument) that is wrong, and returns nothing when it is right.
--- Internal; no SET search_path: every caller pins it (see
--- _next_transaction_id() in 02_feed_keys.sql for why that matters).
+-- Internal; no SET search_path: every caller pins it (see the note on
+-- internal helpers in 02_feed_keys.sql for why that matters).
 
 -- ES002 with a message and, when there is one, a hint (RAISE refuses a NULL hint).
 CREATE OR REPLACE FUNCTION eventstore._raise_invalid(p_message text, p_hint text)
