@@ -107,12 +107,15 @@ COMMENT ON FUNCTION eventstore._checked_feed_key_offset() IS
 -- pg_locks holds 32-bit transaction ids; every one of them that matters is in
 -- S's list of running ids (64-bit), which is what they are matched against.
 -- On a standby there are no appenders to see: the oldest running id, as the
--- feed did before 0.4.0.
+-- feed did before 0.4.0. PL/pgSQL, not SQL: it keeps the query's plan for the
+-- session (planning it, with the pg_locks view, costs ten times running it).
 CREATE OR REPLACE FUNCTION eventstore._fence_transaction_id()
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 AS $$
+BEGIN
+    RETURN (
     WITH snapshot AS (
         SELECT
             pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
@@ -160,7 +163,9 @@ AS $$
         -- locks): any id it has or gets is at least S's xmin.
         CASE WHEN EXISTS (SELECT FROM appenders AS a WHERE a.xid32 IS NULL) THEN s.xmin END
     ) END
-    FROM snapshot AS s;
+    FROM snapshot AS s
+    );
+END;
 $$;
 
 COMMENT ON FUNCTION eventstore._fence_transaction_id() IS
