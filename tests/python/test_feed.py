@@ -65,7 +65,7 @@ def writer(dsn: str, seed: int, deadline: float, ledger: Ledger) -> None:
             mode = rng.choice(MODES)
             target = rng.choice(HOT_AGGREGATES) if rng.random() < 0.7 else uuid.uuid4()
 
-            def events() -> list[NewEvent]:
+            def events(mode: str = mode) -> list[NewEvent]:
                 return [NewEvent("Tick", {"writer": seed, "mode": mode}) for _ in range(rng.randint(1, 3))]
 
             try:

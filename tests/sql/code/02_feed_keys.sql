@@ -101,14 +101,18 @@ SELECT results_eq(
 -- The store works again, with the offset in the keys.
 SELECT ok(
     (
-        SELECT d.event_version = 1
-           AND d.feed_key >= pg_current_xact_id()::text::bigint + r.feed_key_offset
-           AND d.feed_key >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint + r.feed_key_offset
-           AND d.feed_key >= (SELECT max(e.feed_key) FROM eventstore.domain_events AS e
-                              WHERE e.aggregate_id = 'a0000000-0000-4000-8000-000000000002')
-        FROM eventstore.append_events(
-            'Order', 'a0000000-0000-4000-8000-000000000001', 0, '[{"event_type": "ItemAdded", "payload": {}}]'
-        ) AS d
+        SELECT
+            d.event_version = 1
+            AND d.feed_key >= pg_current_xact_id()::text::bigint + r.feed_key_offset
+            AND d.feed_key >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint + r.feed_key_offset
+            AND d.feed_key >= (
+                SELECT max(e.feed_key) FROM eventstore.domain_events AS e
+                WHERE e.aggregate_id = 'a0000000-0000-4000-8000-000000000002'
+            )
+        FROM
+            eventstore.append_events(
+                'Order', 'a0000000-0000-4000-8000-000000000001', 0, '[{"event_type": "ItemAdded", "payload": {}}]'
+            ) AS d
         CROSS JOIN restored AS r
     ),
     'append_events works after after_restore; its key (id or floor, plus the offset) is at or above the restored one'
