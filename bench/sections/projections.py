@@ -9,10 +9,12 @@ import threading
 import time
 import uuid
 
+import psycopg
+
 from bench.config import FEED_DB
 from bench.harness import Harness
 from bench.measure import log
-from bench.workloads import INLINE_OVERHEAD, LAG_P50, LAG_P99, PLACED_PAYLOAD, REBUILD
+from bench.workloads import INLINE_OVERHEAD, LAG_P50, LAG_P99, LAG_P99_UNRELATED, PLACED_PAYLOAD, REBUILD
 from pg_eventstore.models import NewEvent
 from pg_eventstore.store import EventStore
 
@@ -79,8 +81,28 @@ def run(harness: Harness) -> None:
     async_lag(harness)
 
 
+# How long the unrelated transaction of the second lag run stays open, at least (issue 13).
+UNRELATED_SECONDS = 30.0
+
+
 def async_lag(harness: Harness) -> None:
-    """Commit-to-projection lag: one appender at a fixed rate, one worker on NOTIFY wake-ups."""
+    """Commit-to-projection lag, then the same with an unrelated transaction open throughout."""
+    p50, p99, note = lag_run(harness, unrelated=False)
+    harness.notes.append(f"Async lag: {note}.")
+    harness.add(LAG_P50.result([p50], note=note))
+    harness.add(LAG_P99.result([p99]))
+    _, p99_unrelated, note = lag_run(harness, unrelated=True)
+    harness.notes.append(f"Async lag with an unrelated transaction open: {note}.")
+    harness.add(LAG_P99_UNRELATED.result([p99_unrelated], [p99], note=note))
+
+
+def lag_run(harness: Harness, *, unrelated: bool) -> tuple[float, float, str]:
+    """One appender at a fixed rate, one worker on NOTIFY wake-ups: (p50, p99, note).
+
+    unrelated: a transaction that wrote elsewhere (so it has a transaction id) and never appends
+    stays open from before the first append until the last is projected, and at least
+    UNRELATED_SECONDS outside a quick run: before 0.4.0 it held every consumer back.
+    """
     with harness.connect(FEED_DB) as conn:
         while conn.execute("SELECT eventstore.run_projection('orders', 10000)").fetchone() != (0,):
             pass
@@ -119,6 +141,12 @@ def async_lag(harness: Harness) -> None:
     thread = threading.Thread(target=worker)
     thread.start()
     ready.wait(10)
+    holder = psycopg.connect(harness.dsn(FEED_DB)) if unrelated else None
+    if holder is not None:
+        holder.execute("CREATE TABLE IF NOT EXISTS bench.unrelated (note text)")
+        holder.commit()
+        holder.execute("INSERT INTO bench.unrelated VALUES ('open throughout the lag run')")
+    held_from = time.monotonic()
     positions: list[tuple[int, int]] = []
     appended_at: list[float] = []
     with harness.connect(FEED_DB) as conn:
@@ -140,6 +168,13 @@ def async_lag(harness: Harness) -> None:
         time.sleep(0.01)
     stop.set()
     thread.join()
+    held = time.monotonic() - held_from
+    if holder is not None:
+        minimum = 0.0 if harness.config.quick else UNRELATED_SECONDS
+        time.sleep(max(0.0, minimum - held))
+        held = time.monotonic() - held_from
+        holder.commit()
+        holder.close()
     if errors:
         raise errors[0]
     lags: list[float] = []
@@ -155,6 +190,6 @@ def async_lag(harness: Harness) -> None:
         f"{appends:,} appends in {elapsed:.1f} s ({appends / elapsed:,.0f}/s); "
         f"{len(commit_times):,} projection commits; max {lags[-1]:.1f} ms"
     )
-    harness.notes.append(f"Async lag: {note}.")
-    harness.add(LAG_P50.result([p50], note=note))
-    harness.add(LAG_P99.result([p99]))
+    if holder is not None:
+        note += f"; the unrelated transaction was open {held:.1f} s"
+    return p50, p99, note

@@ -1,7 +1,7 @@
 -- Guards shared by the public functions: each raises ES002 naming the
 -- argument (p_argument) that is wrong, and returns nothing when it is right.
--- Internal; no SET search_path: every caller pins it (see
--- _next_transaction_id() in 02_feed_keys.sql for why that matters).
+-- Internal; no SET search_path: every caller pins it (see the
+-- note on internal helpers in 02_feed_keys.sql for why that matters).
 -- Each guard is a condition and a message for _raise_invalid(), the one place
 -- that raises: a SQL function without SET, which the planner inlines into its
 -- caller's statement, so a guard that passes costs no function call, and its

@@ -6,7 +6,7 @@
 
 -- Raises ES002 naming the first bad argument or event; returns nothing when
 -- the call is well formed. Nothing has been written when it raises.
--- No SET search_path (see _next_transaction_id()): append_events() sets it.
+-- No SET search_path (see the note in 02_feed_keys.sql): append_events() sets it.
 CREATE OR REPLACE FUNCTION eventstore._check_append(
     p_aggregate_type text,
     p_aggregate_id uuid,
@@ -206,7 +206,8 @@ DECLARE
     v_last_version integer;
     v_stored integer;
     v_highest_key bigint;
-    v_lowest_free_key bigint;
+    v_key_ceiling bigint;
+    v_floor bigint;
     v_snapshot_every integer;
     v_has_event_ids boolean;
 BEGIN
@@ -214,20 +215,47 @@ BEGIN
     v_count := jsonb_array_length(p_events);
     v_has_event_ids := jsonb_path_exists(p_events, '$[*].event_id ? (@ != null)');
 
-    -- One statement reads the feed key offset, the restore guard's inputs and
-    -- the type's snapshot interval: on this path a call per value costs more
-    -- than the values.
+    -- Register as an appender before choosing the key: readers' fences wait
+    -- for transactions holding ROW EXCLUSIVE on domain_events (the INSERT
+    -- would take it anyway; readers take ACCESS SHARE only). Then a floor
+    -- read after registering: at least the xmax of every snapshot a reader
+    -- took before it could see us, so our key is not below its fence. See
+    -- docs/feed.md ("Why it never skips").
+    IF current_setting('transaction_isolation') = 'read committed' THEN
+        -- Our id first, so readers see it with the lock; the floor is the
+        -- xmax of the next statement's snapshot, taken after the lock.
+        PERFORM pg_current_xact_id();
+        LOCK TABLE eventstore.domain_events IN ROW EXCLUSIVE MODE;
+    ELSE
+        -- The snapshot is the transaction's, older than the lock: an id
+        -- assigned after the lock is the floor. Ours, if we have none yet.
+        LOCK TABLE eventstore.domain_events IN ROW EXCLUSIVE MODE;
+        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+            v_floor := eventstore._fresh_transaction_id();
+        END IF;
+    END IF;
+
+    -- One statement reads the key, the feed key offset, the restore guard's
+    -- inputs and the type's snapshot interval: on this path a call per value
+    -- costs more than the values.
     SELECT
-        pg_current_xact_id()::text::bigint + s.feed_key_offset,
-        eventstore._next_transaction_id() + s.feed_key_offset,
+        greatest(
+            pg_current_xact_id()::text::bigint,
+            coalesce(v_floor, pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+        ) + s.feed_key_offset,
+        greatest(
+            pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+            pg_current_xact_id()::text::bigint,
+            v_floor
+        ) + s.feed_key_offset,
         (SELECT max(d.feed_key) FROM eventstore.domain_events AS d),
         (SELECT t.snapshot_every FROM eventstore.aggregate_types AS t WHERE t.aggregate_type = p_aggregate_type)
-    INTO v_own_key, v_lowest_free_key, v_highest_key, v_snapshot_every
+    INTO v_own_key, v_key_ceiling, v_highest_key, v_snapshot_every
     FROM eventstore.settings AS s;
-    -- The test of _checked_feed_key_offset(), which raises ES006 for it: a
-    -- stored key at or above every transaction id (plus the offset) means a
-    -- restore into a new cluster.
-    IF v_highest_key >= v_lowest_free_key THEN
+    -- The test of _checked_feed_key_offset(), which raises ES006 for it (and
+    -- knows this transaction's earlier floors): a stored key above every
+    -- transaction id (plus the offset) means a restore into a new cluster.
+    IF v_highest_key > v_key_ceiling THEN
         PERFORM eventstore._checked_feed_key_offset();
     END IF;
 

@@ -56,9 +56,10 @@ COMMENT ON FUNCTION eventstore._feed_page(bigint, bigint, bigint, integer, text[
 'Internal: one page of the feed after a position and below a fence, in feed order (the query of read_all()).';
 
 -- Purpose: the global feed. Rows come in (feed_key, id) order and only below
--- the fence: the oldest transaction still running (plus the offset). Every
--- transaction below the fence has ended, so nothing can commit behind a
+-- the fence (feed_fence()): every transaction that can still store a key
+-- below it has ended before this snapshot, so nothing can commit behind a
 -- reader's position later: the feed never skips, and never repeats.
+-- The fence is computed once, in its own statement: it reads pg_locks.
 -- plan_cache_mode: the page query's plan is the same index scan for every
 -- position, but PostgreSQL would plan it again on every call (the custom
 -- plan's estimate beats the generic one's); that was 5% of a page.
@@ -78,6 +79,7 @@ AS $$
 DECLARE
     v_after_key bigint := -1;
     v_after_id bigint := 0;
+    v_fence bigint;
 BEGIN
     PERFORM eventstore._check_positive(p_max_count, 'p_max_count');
     -- Not "p_after IS NOT NULL": a row is NOT NULL only when every field is,
@@ -87,9 +89,10 @@ BEGIN
         v_after_key := (p_after).feed_key;
         v_after_id := (p_after).id;
     END IF;
+    v_fence := eventstore.feed_fence();
     RETURN QUERY
     SELECT * FROM eventstore._feed_page(
-        v_after_key, v_after_id, eventstore.feed_fence(), p_max_count, p_event_types, p_aggregate_types
+        v_after_key, v_after_id, v_fence, p_max_count, p_event_types, p_aggregate_types
     );
 END;
 $$;
@@ -114,6 +117,8 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+    v_fence bigint;
 BEGIN
     -- Two unsigned integers, each within bigint: anything else is ES002, not a
     -- cast error. The second test is NULL when the first fails, whatever the order.
@@ -125,11 +130,12 @@ BEGIN
             USING ERRCODE = 'ES002', HINT = 'A feed position reads ''(feed_key,id)'', e.g. ''(1234,56)''.';
     END IF;
     PERFORM eventstore._check_positive(p_max_count, 'p_max_count');
+    v_fence := eventstore.feed_fence();
     RETURN QUERY
     SELECT * FROM eventstore._feed_page(
         coalesce((p_after::eventstore.feed_position).feed_key, -1),
         coalesce((p_after::eventstore.feed_position).id, 0),
-        eventstore.feed_fence(), p_max_count, p_event_types, p_aggregate_types
+        v_fence, p_max_count, p_event_types, p_aggregate_types
     );
 END;
 $$;

@@ -148,6 +148,13 @@ CREATE TABLE eventstore.projections (
 COMMENT ON TABLE eventstore.projections IS
 'Registered projections: handler, event types, mode (inline, async, external), state and checkpoint (a feed position).';
 
+-- No rows, ever: _fresh_transaction_id() inserts one in a subtransaction it
+-- rolls back, to be assigned a transaction id. Unlogged: nothing to keep.
+CREATE UNLOGGED TABLE eventstore.key_floor_probe ();
+
+COMMENT ON TABLE eventstore.key_floor_probe IS
+'Internal, always empty: a rolled-back insert here gives an appender a fresh transaction id (see _fresh_transaction_id()).';
+
 -- In an extension install the data of these tables belongs in pg_dump's output.
 -- settings and schema_migrations are filled by the install itself; a restored
 -- cluster needs after_restore() anyway, which recomputes the offset.

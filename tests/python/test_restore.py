@@ -149,19 +149,53 @@ def test_restore_into_a_new_cluster_resumes_the_feed_after_after_restore(dsn: st
     assert used_snapshot == snapshots, "restored snapshots stay valid for the same fold"
 
 
-def test_a_long_transaction_makes_consumers_lag_but_never_lose(dsn: str) -> None:
+# How operations.md finds what holds the fence: open transactions registered as appenders.
+FENCE_HOLDERS = """
+SELECT a.pid, a.backend_xid
+FROM pg_locks AS l JOIN pg_stat_activity AS a USING (pid)
+WHERE l.relation = 'eventstore.domain_events'::regclass AND l.mode = 'RowExclusiveLock' AND l.granted
+ORDER BY age(a.backend_xid) DESC
+"""
+
+
+def test_only_an_open_transaction_that_appended_holds_the_fence(dsn: str) -> None:
     with (
-        psycopg.connect(dsn) as holder,
+        psycopg.connect(dsn) as unrelated,
+        psycopg.connect(dsn) as appender,
         psycopg.connect(dsn, autocommit=True) as writer,
         psycopg.connect(dsn, autocommit=True) as reader,
     ):
-        holder.execute("SELECT pg_current_xact_id()")  # an open transaction with an id: it holds the fence
+        unrelated.execute("SELECT pg_current_xact_id()")  # open, with an id, never appends
         store = EventStore(writer)
-        written = append_some(store, 10)
-        assert EventStore(reader).read_all() == [], "events above the fence wait"
-        holders = reader.execute(
-            "SELECT pid FROM pg_stat_activity WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC"
-        ).fetchall()
-        assert holders[0] == (holder.info.backend_pid,), "the oldest transaction is found as the fence holder"
-        holder.commit()
-        assert [e.event_id for e in EventStore(reader).read_all()] == written
+        before = append_some(store, 5)
+        feed = EventStore(reader)
+        assert [e.event_id for e in feed.read_all()] == before, "an unrelated transaction does not hold the fence"
+
+        held = append_some(EventStore(appender), 1)  # appended, still open
+        after = append_some(store, 5)
+        last = feed.read_all()[-1].feed_position
+        assert feed.read_all(last) == [], "events above an open appender's key wait"
+        holders = reader.execute(FENCE_HOLDERS).fetchall()
+        assert [pid for pid, _ in holders] == [appender.info.backend_pid], "the open appender is found"
+
+        appender.commit()
+        assert [e.event_id for e in feed.read_all(last)] == held + after, "then nothing is lost"
+        unrelated.commit()
+
+
+def test_a_prepared_transaction_that_appended_holds_the_fence(dsn: str) -> None:
+    with (
+        psycopg.connect(dsn, autocommit=True) as admin,
+        psycopg.connect(dsn) as appender,
+        psycopg.connect(dsn, autocommit=True) as writer,
+        psycopg.connect(dsn, autocommit=True) as reader,
+    ):
+        # PREPARE TRANSACTION refuses a transaction that sent a NOTIFY: this test's database has none.
+        admin.execute("ALTER TABLE eventstore.domain_events DISABLE TRIGGER USER")
+        appender.tpc_begin(appender.xid(1, str(uuid.uuid4()), "fence"))
+        held = append_some(EventStore(appender), 1)
+        appender.tpc_prepare()  # its locks now belong to the prepared transaction (pg_locks: no pid)
+        after = append_some(EventStore(writer), 3)
+        assert EventStore(reader).read_all() == [], "a prepared appender holds the fence"
+        appender.tpc_commit()
+        assert [e.event_id for e in EventStore(reader).read_all()] == held + after

@@ -292,16 +292,14 @@ public final class ClientCheck {
             EventStore.RecordedEvent head = store.append(ORDER, UUID.randomUUID(), EventStore.NO_STREAM,
                     List.of(placed("J-8"))).get(0);
             try (Follower follower = new Follower(head.feedPosition(), Duration.ofMillis(200))) {
-                // An older transaction with an xid holds the fence; it ends without appending,
+                // An older transaction that has appended holds the fence; it rolls back,
                 // so nothing notifies when the fence moves.
                 holder.setAutoCommit(false);
-                try (Statement statement = holder.createStatement()) {
-                    statement.execute("SELECT pg_current_xact_id()");
-                }
+                new EventStore(holder).append(ORDER, UUID.randomUUID(), EventStore.NO_STREAM, List.of(placed("J-X")));
                 EventStore.RecordedEvent held = store.append(ORDER, UUID.randomUUID(), EventStore.NO_STREAM,
                         List.of(placed("J-9"))).get(0);
                 check(follower.next(1000) == null, "the event must wait behind the fence");
-                holder.commit();
+                holder.rollback();
                 EventStore.RecordedEvent polled = follower.next(5000);
                 check(polled != null, "the next poll must find the event");
                 checkEqual(held.eventId(), polled.eventId(), "the held event");

@@ -263,13 +263,13 @@ describe('the feed', () => {
     const [head] = await appendEvents(client, 'Order', randomUUID(), NO_STREAM, [placed('P-0')]);
     const feed = followFeed(listener, { after: head.feedPosition, pollIntervalMs: 200, signal: stop.signal });
     try {
-      // An older transaction with an xid holds the fence; it ends without appending, so nothing notifies.
+      // An older transaction that has appended holds the fence; it rolls back, so nothing notifies.
       await holder.query('BEGIN');
-      await holder.query('SELECT pg_current_xact_id()');
+      await appendEvents(holder, 'Order', randomUUID(), NO_STREAM, [placed('P-X')]);
       const [held] = await appendEvents(client, 'Order', randomUUID(), NO_STREAM, [placed('P-1')]);
       const { result, pending } = await yieldsWithin(feed, 1000);
       assert.equal(result, false, 'the event must wait behind the fence');
-      await holder.query('COMMIT');
+      await holder.query('ROLLBACK');
       const arrived = await Promise.race([pending, new Promise((_, no) => setTimeout(no, 5000, new Error('no poll')))]);
       assert.equal(arrived.value.eventId, held.eventId);
     } finally {
