@@ -126,16 +126,29 @@ def test_status_shows_version_counts_fence_and_what_holds_it_back(dsn: str, stor
             "Order", uuid.uuid4(), [NewEvent("OrderPlaced", {}), NewEvent("OrderShipped", {})], expected_version=-1
         )
     gid = f"cli-test-{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as preparer:
-        # An open transaction with a transaction id, and a prepared one.
+    append = "SELECT count(*) FROM eventstore.append_events('Order', gen_random_uuid(), -1, %s::jsonb)"
+    placed = '[{"event_type": "OrderPlaced", "payload": {}}]'
+    with psycopg.connect(dsn) as bystander, psycopg.connect(dsn) as holder, psycopg.connect(dsn) as preparer:
+        # Open transactions that appended (one prepared) hold the fence back; an older one that
+        # only holds a transaction id does not, and is not named.
+        bystander_xid = bystander.execute("SELECT pg_current_xact_id()::text").fetchone()
+        holder.execute(append, (placed,))
         holder_xid = holder.execute("SELECT pg_current_xact_id()::text").fetchone()
         holder_pid = holder.info.backend_pid
-        preparer.execute(f"BEGIN; SELECT pg_current_xact_id(); PREPARE TRANSACTION '{gid}'")
+        # PREPARE refuses a transaction that notifies: this one appends with notifications off.
+        preparer.execute("SELECT eventstore.set_notify_mode('off')")
+        preparer.commit()
+        preparer.execute(append, (placed,))
+        preparer.execute(f"PREPARE TRANSACTION '{gid}'")
+        preparer.autocommit = True  # ROLLBACK PREPARED runs outside a transaction block
         try:
             result = cli("status", "--dsn", dsn)
         finally:
             preparer.execute(f"ROLLBACK PREPARED '{gid}'")
             holder.rollback()
+            bystander.rollback()
+    assert bystander_xid is not None
+    assert f"xid {bystander_xid[0]}" not in result.stdout
     assert result.returncode == 0, result.stderr
     assert f"eventstore {schema.package_version()}" in result.stdout
     assert "events: 4  aggregates: 2" in result.stdout

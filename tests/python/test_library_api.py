@@ -153,6 +153,24 @@ def test_store_status_and_operator_calls(
     assert store.latest_snapshot_version("Counter", uuid.uuid4()) is None
 
 
+def test_status_names_only_an_open_transaction_that_appended(store: EventStore, dsn: str) -> None:
+    # The older transaction holds a transaction id but appends nothing: it does not hold the fence
+    # back (docs/feed.md), so status() must name the younger one that appended, and nothing once
+    # that one ends.
+    with psycopg.connect(dsn) as unrelated, psycopg.connect(dsn) as appender:
+        unrelated.execute("SELECT pg_current_xact_id()")
+        appender.execute(
+            "SELECT count(*) FROM eventstore.append_events('Counter', %s, -1, %s::jsonb)",
+            (uuid.uuid4(), '[{"event_type": "Counted", "payload": {"n": 1}}]'),
+        )
+        status = store.status()
+        assert status.oldest_transaction is not None
+        assert status.oldest_transaction.pid == appender.info.backend_pid
+        appender.rollback()
+        assert (store.status()).oldest_transaction is None
+        unrelated.rollback()
+
+
 def test_python_projection_records_handler_errors_but_not_database_errors(
     store: EventStore, projections: Projections, conn: psycopg.Connection[Any]
 ) -> None:

@@ -133,18 +133,31 @@ FEED_FENCE = "SELECT eventstore.feed_fence()"
 
 # The transactions with the oldest transaction ids, in any database of the cluster: the fence
 # (the oldest running transaction id) cannot pass them.
+# Only a transaction that appended and is still open holds the fence back (docs/feed.md): it holds
+# ROW EXCLUSIVE on domain_events in this database until it ends. Oldest transaction id first.
+_APPENDER_LOCKS = (
+    " FROM pg_catalog.pg_locks AS l"
+    " WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock' AND l.granted"
+    " AND l.database = (SELECT d.oid FROM pg_catalog.pg_database AS d WHERE d.datname = current_database())"
+    " AND l.relation = 'eventstore.domain_events'::regclass"
+)
 OLDEST_TRANSACTIONS = (
-    "SELECT pid, datname AS database, usename AS user_name, backend_xid::text AS xid, age(backend_xid) AS xid_age,"
-    " xact_start, state, query"
-    " FROM pg_catalog.pg_stat_activity"
-    " WHERE backend_xid IS NOT NULL"
-    " ORDER BY age(backend_xid) DESC"
+    "SELECT a.pid, a.datname AS database, a.usename AS user_name, a.backend_xid::text AS xid,"
+    " age(a.backend_xid) AS xid_age, a.xact_start, a.state, a.query"
+    " FROM pg_catalog.pg_stat_activity AS a"
+    f" WHERE a.backend_xid IS NOT NULL AND a.pid IN (SELECT l.pid{_APPENDER_LOCKS})"
+    " ORDER BY age(a.backend_xid) DESC"
     " LIMIT %(limit)s"
 )
 
-# Prepared (two-phase) transactions keep their transaction id until COMMIT/ROLLBACK PREPARED.
+# Prepared (two-phase) transactions that appended keep their locks, and so hold the fence back, until
+# COMMIT/ROLLBACK PREPARED; their lock rows keep the virtual transaction they were prepared in.
 PREPARED_TRANSACTIONS = (
-    "SELECT gid, database, owner, transaction::text AS xid, age(transaction) AS xid_age, prepared"
-    " FROM pg_catalog.pg_prepared_xacts"
-    " ORDER BY age(transaction) DESC"
+    "SELECT p.gid, p.database, p.owner, p.transaction::text AS xid, age(p.transaction) AS xid_age, p.prepared"
+    " FROM pg_catalog.pg_prepared_xacts AS p"
+    " WHERE p.database = current_database() AND EXISTS ("
+    "SELECT 1 FROM pg_catalog.pg_locks AS x"
+    " WHERE x.locktype = 'transactionid' AND x.transactionid = p.transaction"
+    f" AND x.virtualtransaction IN (SELECT l.virtualtransaction{_APPENDER_LOCKS}))"
+    " ORDER BY age(p.transaction) DESC"
 )

@@ -77,9 +77,9 @@ def version() -> None:
 def status(dsn: DsnOption) -> None:
     """Show the installed version, event and aggregate counts, projections with their lag, and the feed fence.
 
-    The fence is the oldest transaction id still running (plus the restore offset): consumers of the feed
-    see every event below it. The oldest open transaction, in any database of the cluster, holds it back:
-    its pid, age and query are shown so an operator can end it. Prepared transactions hold it back too.
+    The fence is the oldest transaction id of an open transaction that appended events (plus the restore
+    offset): consumers of the feed see every event below it. The oldest such transaction is shown with its
+    pid, age and query so an operator can end it; prepared transactions that appended hold it back too.
     """
     with connect(dsn) as conn:
         installed = require_schema(conn)
@@ -107,7 +107,7 @@ def status(dsn: DsnOption) -> None:
     oldest = found.oldest_transaction
     if oldest is not None:
         console.print(
-            "oldest open transaction (holds the fence back): "
+            "oldest open append transaction (holds the fence back): "
             f"pid {oldest.pid}, database {oldest.database}, user {oldest.user_name}, xid {oldest.xid}, "
             f"xid age {oldest.xid_age:,}, started {oldest.xact_start}, state {oldest.state}",
             soft_wrap=True,
@@ -115,7 +115,7 @@ def status(dsn: DsnOption) -> None:
         )
         console.print(f"  query: {' '.join(str(oldest.query or '').split())[:200]}", soft_wrap=True, markup=False)
     else:
-        console.print("oldest open transaction: none holds a transaction id")
+        console.print("open append transactions: none (nothing holds the fence back)")
     for prepared in found.prepared_transactions:
         console.print(
             f"prepared transaction {prepared.gid!r} (holds the fence back): database {prepared.database}, "
