@@ -22,7 +22,7 @@ from pg_eventstore.errors import (
     InvalidEventError,
     RestoreNotFinishedError,
 )
-from pg_eventstore.models import FeedPosition, NewEvent
+from pg_eventstore.models import FeedPosition, NewEvent, RecordedEvent
 from pg_eventstore.store import ANY_VERSION, NO_STREAM, EventStore
 
 
@@ -206,3 +206,19 @@ def test_a_pool_of_autocommit_connections_keeps_them_so(dsn: str) -> None:
         assert [event.event_version for event in stored] == [0]
         with pool.connection() as conn:
             assert conn.autocommit is True
+
+
+def test_the_row_factory_takes_columns_in_any_order_and_refuses_missing_ones(
+    store: EventStore, conn: psycopg.Connection[Any]
+) -> None:
+    order_id = uuid.uuid4()
+    stored = store.append("Order", order_id, [placed(1), placed(2)], expected_version=NO_STREAM)
+    with conn.cursor(row_factory=RecordedEvent.rows) as cur:
+        cur.execute(
+            "SELECT 'ignored' AS extra, feed_key, occurred_at, metadata, payload, event_version, event_type,"
+            " aggregate_id, aggregate_type, event_id, id FROM eventstore.load_events(%s)",
+            (order_id,),
+        )
+        assert cur.fetchall() == stored
+        with pytest.raises(KeyError, match="event_id"):
+            cur.execute("SELECT id FROM eventstore.load_events(%s)", (order_id,))

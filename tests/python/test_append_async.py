@@ -22,7 +22,7 @@ from pg_eventstore.errors import (
     InvalidEventError,
     RestoreNotFinishedError,
 )
-from pg_eventstore.models import FeedPosition, NewEvent
+from pg_eventstore.models import FeedPosition, NewEvent, RecordedEvent
 
 
 def placed(n: int = 0) -> NewEvent:
@@ -211,3 +211,19 @@ async def test_a_pool_of_autocommit_connections_keeps_them_so(dsn: str) -> None:
         assert [event.event_version for event in stored] == [0]
         async with pool.connection() as conn:
             assert conn.autocommit is True
+
+
+async def test_the_row_factory_takes_columns_in_any_order_and_refuses_missing_ones(
+    astore: AsyncEventStore, aconn: psycopg.AsyncConnection[Any]
+) -> None:
+    order_id = uuid.uuid4()
+    stored = await astore.append("Order", order_id, [placed(1), placed(2)], expected_version=NO_STREAM)
+    async with aconn.cursor(row_factory=RecordedEvent.rows) as cur:
+        await cur.execute(
+            "SELECT 'ignored' AS extra, feed_key, occurred_at, metadata, payload, event_version, event_type,"
+            " aggregate_id, aggregate_type, event_id, id FROM eventstore.load_events(%s)",
+            (order_id,),
+        )
+        assert await cur.fetchall() == stored
+        with pytest.raises(KeyError, match="event_id"):
+            await cur.execute("SELECT id FROM eventstore.load_events(%s)", (order_id,))

@@ -57,7 +57,7 @@ class FromRow:
 
 
 def _column_names(result: PGresult) -> tuple[bytes | None, ...]:
-    return tuple(result.fname(position) for position in range(result.nfields))
+    return tuple(map(result.fname, range(result.nfields)))
 
 
 _POSITION = re.compile(r"^\((-?\d+),(-?\d+)\)$")
