@@ -5,11 +5,14 @@ Written for AsyncEventStore; test_append.py runs the same tests on EventStore.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.pq import TransactionStatus
+from psycopg_pool import AsyncConnectionPool
 
 from pg_eventstore.async_store import ANY_VERSION, NO_STREAM, AsyncEventStore
 from pg_eventstore.errors import (
@@ -19,7 +22,7 @@ from pg_eventstore.errors import (
     InvalidEventError,
     RestoreNotFinishedError,
 )
-from pg_eventstore.models import FeedPosition, NewEvent
+from pg_eventstore.models import FeedPosition, NewEvent, RecordedEvent
 
 
 def placed(n: int = 0) -> NewEvent:
@@ -166,3 +169,61 @@ async def test_restored_keys_ahead_of_the_cluster_raise_until_after_restore(
     feed = await astore.read_all()
     assert len(feed) == 3
     assert feed[-1].event_id == new[0].event_id, "new events sort after the restored ones"
+
+
+async def test_a_pooled_call_is_one_round_trip_and_gives_its_connection_back_as_it_came(dsn: str) -> None:
+    async with AsyncConnectionPool(dsn, min_size=1, max_size=1, open=False) as pool:
+        store = AsyncEventStore(pool)
+        order_id = uuid.uuid4()
+        with tempfile.TemporaryFile() as trace:
+            async with pool.connection() as conn:
+                conn.pgconn.trace(trace.fileno())
+            await store.append("Order", order_id, [placed()], expected_version=NO_STREAM)
+            with pytest.raises(ConcurrencyError):
+                await store.append("Order", order_id, [placed()], expected_version=NO_STREAM)
+            async with pool.connection() as conn:
+                conn.pgconn.untrace()
+                assert conn.autocommit is False
+                assert conn.info.transaction_status == TransactionStatus.IDLE
+            trace.seek(0)
+            messages = trace.read().decode()
+    # Each call is its statement alone, its own transaction: no BEGIN, no COMMIT, one wait for the server.
+    assert messages.count("ReadyForQuery") == 2
+    assert "BEGIN" not in messages
+    assert "COMMIT" not in messages
+
+
+async def test_a_pooled_call_runs_in_the_transactions_its_pool_configures(dsn: str, astore: AsyncEventStore) -> None:
+    async def read_only(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.set_read_only(True)
+
+    order_id = uuid.uuid4()
+    async with AsyncConnectionPool(dsn, min_size=1, max_size=1, open=False, configure=read_only) as pool:
+        read_only_store = AsyncEventStore(pool)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            await read_only_store.append("Order", order_id, [placed()], expected_version=NO_STREAM)
+    assert await astore.load_events(order_id) == []
+
+
+async def test_a_pool_of_autocommit_connections_keeps_them_so(dsn: str) -> None:
+    async with AsyncConnectionPool(dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
+        stored = await AsyncEventStore(pool).append("Order", uuid.uuid4(), [placed()], expected_version=NO_STREAM)
+        assert [event.event_version for event in stored] == [0]
+        async with pool.connection() as conn:
+            assert conn.autocommit is True
+
+
+async def test_the_row_factory_takes_columns_in_any_order_and_refuses_missing_ones(
+    astore: AsyncEventStore, aconn: psycopg.AsyncConnection[Any]
+) -> None:
+    order_id = uuid.uuid4()
+    stored = await astore.append("Order", order_id, [placed(1), placed(2)], expected_version=NO_STREAM)
+    async with aconn.cursor(row_factory=RecordedEvent.rows) as cur:
+        await cur.execute(
+            "SELECT 'ignored' AS extra, feed_key, occurred_at, metadata, payload, event_version, event_type,"
+            " aggregate_id, aggregate_type, event_id, id FROM eventstore.load_events(%s)",
+            (order_id,),
+        )
+        assert await cur.fetchall() == stored
+        with pytest.raises(KeyError, match="event_id"):
+            await cur.execute("SELECT id FROM eventstore.load_events(%s)", (order_id,))

@@ -7,7 +7,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from psycopg._cursor_base import BaseCursor
+    from psycopg.pq.abc import PGresult
+    from psycopg.rows import RowMaker
 
 JsonObject = dict[str, Any]
 
@@ -16,12 +21,43 @@ NO_STREAM = -1
 ANY_VERSION = None
 
 
+_FIELD_NAMES: dict[type[Any], tuple[tuple[str, ...], tuple[bytes, ...]]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
+    """A dataclass's field names in the order its constructor takes them, and the same in bytes: column
+    names arrive in the client encoding, and every encoding PostgreSQL offers a client agrees with
+    ASCII on these names' characters."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        text = tuple(item.name for item in fields(cls))
+        names = _FIELD_NAMES[cls] = (text, tuple(name.encode("ascii") for name in text))
+    return names
+
+
 class FromRow:
-    """from_row(): a dataclass from a dict_row whose keys are its field names."""
+    """A dataclass read from rows whose column names are its field names: from_row() takes a dict_row,
+    rows is the psycopg row factory that builds it straight from the row's values."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
-        return cls(**{item.name: row[item.name] for item in fields(cls)})  # type: ignore[arg-type]
+        return cls(*[row[name] for name in _field_names(cls)[0]])
+
+    @classmethod
+    def rows(cls, cursor: BaseCursor[Any, Any]) -> RowMaker[Self]:
+        """A psycopg row factory (cursor(row_factory=RecordedEvent.rows)): columns in field order are passed
+        as they come; others are picked by name, and a missing one raises KeyError, as from_row does."""
+        result = cursor.pgresult
+        # Compared as the result has them: cursor.description would cost more than building the rows.
+        if result is None or not result.nfields or _column_names(result) == _field_names(cls)[1]:
+            return lambda values: cls(*values)
+        index = {column.name: position for position, column in enumerate(cursor.description or ())}
+        positions = [index[name] for name in _field_names(cls)[0]]
+        return lambda values: cls(*[values[position] for position in positions])
+
+
+def _column_names(result: PGresult) -> tuple[bytes | None, ...]:
+    return tuple(map(result.fname, range(result.nfields)))
 
 
 _POSITION = re.compile(r"^\((-?\d+),(-?\d+)\)$")

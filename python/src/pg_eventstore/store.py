@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.pq import TransactionStatus
+from psycopg.rows import BaseRowFactory, Row, dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from pg_eventstore import models, queries
@@ -63,27 +64,56 @@ class ClientBase:
         else:
             yield self._source
 
+    def _run(self, query: Any, params: dict[str, Any] | None, row_factory: BaseRowFactory[Row]) -> list[Row]:
+        """One statement's rows, errors mapped: in your transaction, or with a pool as its own transaction."""
+        source = self._source
+        if not isinstance(source, ConnectionPool):
+            return _fetch_all(source, query, params, row_factory)
+        with source.connection() as conn:
+            if conn.autocommit or not _default_transactions(conn):
+                return _fetch_all(conn, query, params, row_factory)
+            # One statement is a transaction of its own in autocommit mode: one round trip instead of
+            # three (BEGIN, the statement, COMMIT), the client's largest cost per call. The connection
+            # goes back to the pool as it came, or closed (the pool replaces it) when it cannot.
+            conn.set_autocommit(True)
+            try:
+                return _fetch_all(conn, query, params, row_factory)
+            finally:
+                if conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                    conn.set_autocommit(False)
+                else:
+                    conn.close()
+
     def _rows(self, query: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        with self._connection() as conn, wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(query, params)
-            return cur.fetchall()
+        return self._run(query, params, dict_row)
 
     def _scalar(self, query: Any, params: dict[str, Any] | None = None) -> Any:
-        with self._connection() as conn, wrap_errors(), conn.cursor() as cur:
-            cur.execute(query, params)
-            row = cur.fetchone()
-            return None if row is None else row[0]
+        rows = self._run(query, params, tuple_row)
+        return rows[0][0] if rows else None
+
+
+def _default_transactions(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the connection starts transactions with a plain BEGIN, as an autocommit statement's own is."""
+    return conn.isolation_level is None and conn.read_only is None and conn.deferrable is None
+
+
+def _fetch_all(
+    conn: psycopg.Connection[Any], query: Any, params: dict[str, Any] | None, row_factory: BaseRowFactory[Row]
+) -> list[Row]:
+    with wrap_errors(), conn.cursor(row_factory=row_factory) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
 
 
 class EventStore(ClientBase):
     """Append to and read from the eventstore schema. No side effects until a method is called."""
 
     def _fetch(self, query: Any, params: dict[str, Any]) -> list[RecordedEvent]:
-        return [RecordedEvent.from_row(row) for row in self._rows(query, params)]
+        return self._run(query, params, RecordedEvent.rows)
 
     def _state(self, query: Any, params: dict[str, Any]) -> AggregateState | None:
-        rows = self._rows(query, params)
-        return AggregateState.from_row(rows[0]) if rows else None
+        rows = self._run(query, params, AggregateState.rows)
+        return rows[0] if rows else None
 
     def append(
         self,
@@ -161,16 +191,14 @@ class EventStore(ClientBase):
 
     def aggregate_history(self, aggregate_id: uuid.UUID) -> list[HistoryEntry]:
         """Every event of an aggregate in version order, each with the state right after it."""
-        rows = self._rows(queries.AGGREGATE_HISTORY, {"aggregate_id": aggregate_id})
-        return [HistoryEntry.from_row(row) for row in rows]
+        return self._run(queries.AGGREGATE_HISTORY, {"aggregate_id": aggregate_id}, HistoryEntry.rows)
 
     def event_counts(self, from_: datetime | None, to: datetime | None, bucket: str = "day") -> list[EventCount]:
         """Events per time bucket (minute, hour, day, week, month, year) and event type in [from_, to).
 
         None bounds are open. Newest bucket first.
         """
-        rows = self._rows(queries.EVENT_COUNTS, event_counts_params(from_, to, bucket))
-        return [EventCount.from_row(row) for row in rows]
+        return self._run(queries.EVENT_COUNTS, event_counts_params(from_, to, bucket), EventCount.rows)
 
     def take_snapshot(self, aggregate_type: str, aggregate_id: uuid.UUID) -> int | None:
         """Snapshot the aggregate's current state now; returns the version snapshotted.
@@ -283,9 +311,9 @@ class EventStore(ClientBase):
 
         def next_page(conn: psycopg.Connection[Any]) -> tuple[list[RecordedEvent], bool]:
             nonlocal position
-            with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+            with wrap_errors(), conn.cursor(row_factory=RecordedEvent.rows) as cur:
                 cur.execute(queries.READ_ALL, read_all_params(position, batch_size, event_types, aggregate_types))
-                page = [RecordedEvent.from_row(row) for row in cur.fetchall()]
+                page = cur.fetchall()
             if page:
                 position = page[-1].feed_position
             return page, len(page) < batch_size
