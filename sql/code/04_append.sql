@@ -40,8 +40,9 @@ RETURN CASE
             'has an unknown key %s; expected event_type, payload, metadata, event_id',
             to_json(eventstore._first_unknown_key(p_event))::text
         )
-    WHEN jsonb_typeof(p_event -> 'event_type') IS DISTINCT FROM 'string'
-         OR btrim(p_event ->> 'event_type') = ''
+    WHEN
+        jsonb_typeof(p_event -> 'event_type') IS DISTINCT FROM 'string'
+        OR btrim(p_event ->> 'event_type') = ''
         THEN 'needs "event_type": a non-empty string'
     WHEN length(p_event ->> 'event_type') > 255
         THEN 'has an event_type longer than 255 characters'
@@ -49,8 +50,9 @@ RETURN CASE
         THEN 'needs "payload": a JSON object'
     WHEN coalesce(jsonb_typeof(p_event -> 'metadata'), 'null') NOT IN ('object', 'null')
         THEN 'has "metadata" that is not a JSON object'
-    WHEN coalesce(jsonb_typeof(p_event -> 'event_id'), 'null') NOT IN ('string', 'null')
-         OR (p_event ->> 'event_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    WHEN
+        coalesce(jsonb_typeof(p_event -> 'event_id'), 'null') NOT IN ('string', 'null')
+        OR (p_event ->> 'event_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
         THEN 'has an "event_id" that is not a UUID string'
     WHEN pg_column_size(p_event) > 1048576
         THEN 'is larger than 1 MiB'
