@@ -1,7 +1,7 @@
 -- append_events refuses bad input with ES002 and version conflicts with
 -- ES001, and writes nothing when it refuses.
 BEGIN;
-SELECT plan(85);
+SELECT plan(88);
 
 -- Runs a call that must fail with p_code, then checks that the event store
 -- still holds as many events and streams as before: two assertions per call.
@@ -114,6 +114,29 @@ SELECT throws_ok(
     'ES002',
     'p_events[1] has an unknown key "eventType"; expected event_type, payload, metadata, event_id',
     'an unknown key is named in the message, with the index of its event and the keys expected'
+);
+-- A single event is checked without the query over the elements
+-- (_event_problem() directly): the same rule, the same message.
+SELECT throws_ok(
+    $$SELECT eventstore.append_events('Order', 'a0000000-0000-4000-8000-000000000009', -1,
+        '[{"event_type": "E", "payload": {}, "zeta": 1, "alpha": 2}]')$$,
+    'ES002',
+    'p_events[0] has an unknown key "alpha"; expected event_type, payload, metadata, event_id',
+    'a single event: its first unknown key in alphabetical order, at index 0'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.append_events('Order', 'a0000000-0000-4000-8000-000000000009', -1,
+        '[{"event_type": "E", "payload": {}, "event_id": "not-a-uuid"}]')$$,
+    'ES002',
+    'p_events[0] has an "event_id" that is not a UUID string',
+    'a single event: a malformed event_id named at index 0'
+);
+SELECT throws_ok(
+    $$SELECT eventstore.append_events('Order', 'a0000000-0000-4000-8000-000000000009', -1,
+        '[{"event_type": "E", "payload": {}}, {"event_type": "E", "payload": [], "zeta": 1, "alpha": 2}]')$$,
+    'ES002',
+    'p_events[1] has an unknown key "alpha"; expected event_type, payload, metadata, event_id',
+    'several events: the same first unknown key as for a single event'
 );
 SELECT pg_temp.refused(
     $$SELECT eventstore.append_events('Order', 'a0000000-0000-4000-8000-000000000009', -1,
