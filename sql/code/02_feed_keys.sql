@@ -114,19 +114,13 @@ RETURNS bigint
 LANGUAGE plpgsql
 STABLE
 AS $$
+DECLARE
+    v_locked_xids bigint[];
+    v_registered_xids bigint[];
+    v_registered_without_xid boolean;
 BEGIN
-    RETURN (
-    WITH snapshot AS (
-        SELECT
-            pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
-            pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
-            pg_current_xact_id_if_assigned()::text::bigint AS own
-    ),
-    running_at_snapshot AS (
-        SELECT x::text::bigint AS xid, x::text::bigint % 4294967296 AS xid32
-        FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-    ),
-    locks AS MATERIALIZED (
+    -- First statement: pg_locks, read after the snapshot S (the caller's).
+    WITH locks AS MATERIALIZED (
         SELECT l.locktype, l.transactionid::text::bigint AS xid32, l.virtualtransaction
         FROM pg_catalog.pg_locks AS l
         WHERE l.granted
@@ -148,20 +142,44 @@ BEGIN
         LEFT JOIN locks AS t ON t.locktype = 'transactionid' AND t.virtualtransaction = r.virtualtransaction
         WHERE r.locktype = 'relation'
     )
+    SELECT
+        (SELECT array_agg(t.xid32) FROM locks AS t WHERE t.locktype = 'transactionid'),
+        (SELECT array_agg(a.xid32) FROM appenders AS a WHERE a.xid32 IS NOT NULL),
+        EXISTS (SELECT FROM appenders AS a WHERE a.xid32 IS NULL)
+    INTO v_locked_xids, v_registered_xids, v_registered_without_xid;
+
+    -- Second statement, so that pg_xact_status() runs after pg_locks was read.
+    -- A transaction ending releases its fast-path relation lock before its
+    -- transaction-id lock, and both only after it became visible: one that
+    -- pg_locks shows with its id but not registered may be an appender that
+    -- ended after S. pg_xact_status() tells it from one still running (which
+    -- registers later, if ever, and then takes a key above S's xmax).
+    RETURN (
+    WITH snapshot AS (
+        SELECT
+            pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+            pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
+            pg_current_xact_id_if_assigned()::text::bigint AS own
+    ),
+    running_at_snapshot AS (
+        SELECT x AS full_xid, x::text::bigint AS xid, x::text::bigint % 4294967296 AS xid32
+        FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+    )
     SELECT CASE WHEN pg_is_in_recovery() THEN s.xmin ELSE least(
         s.xmax,
         s.own,
         -- Running at S, ended since: it may have appended below S's xmax.
         (
             SELECT min(r.xid) FROM running_at_snapshot AS r
-            WHERE NOT EXISTS (SELECT FROM locks AS t WHERE t.locktype = 'transactionid' AND t.xid32 = r.xid32)
+            WHERE NOT (r.xid32 = ANY(coalesce(v_locked_xids, '{}')))
+               OR pg_xact_status(r.full_xid) IS DISTINCT FROM 'in progress'
         ),
         -- Running at S and registered: its key is at least its id.
-        (SELECT min(r.xid) FROM running_at_snapshot AS r JOIN appenders AS a ON a.xid32 = r.xid32),
+        (SELECT min(r.xid) FROM running_at_snapshot AS r WHERE r.xid32 = ANY(coalesce(v_registered_xids, '{}'))),
         -- A registered appender without a visible id (it has none yet, it ended
         -- between pg_locks' two passes, or PREPARE TRANSACTION is moving its
         -- locks): any id it has or gets is at least S's xmin.
-        CASE WHEN EXISTS (SELECT FROM appenders AS a WHERE a.xid32 IS NULL) THEN s.xmin END
+        CASE WHEN v_registered_without_xid THEN s.xmin END
     ) END
     FROM snapshot AS s
     );
